@@ -1,0 +1,460 @@
+"""Sparsity patterns and the two products every sparse gradient in tsgu is made of.
+
+A sparse matrix, or a batch ``(b, n, m)`` of them, is *folded* into one block-diagonal
+``(b*n, b*m)`` matrix whose stored entries are the input's entries in the input's value
+order. Every kernel works on the folded matrix, so batched inputs take the same single
+vectorised path as unbatched ones.
+
+Two differentiable primitives are defined on a :class:`Pattern`:
+
+* :func:`pattern_matmul` ``(pattern, values, B) -> A @ B``, with ``A`` the matrix that has
+  ``values`` at ``pattern``;
+* :func:`sampled_product` ``(pattern, U, V) -> values``, ``values[k] = <U[row_k], V[col_k]>``,
+  the dense-dense product ``U @ V.T`` sampled at the pattern only.
+
+Each one's backward is written with the other (and with the transposed pattern), so every
+backward in tsgu is itself differentiable and second derivatives come for free.
+:func:`values_of` and :func:`from_values` move between a sparse tensor and its value vector,
+keeping gradients O(nnz): a sparse gradient always has the input's indices, in its order.
+"""
+
+from __future__ import annotations
+
+from functools import cached_property
+from typing import Any
+
+import torch
+
+from ._validate import COO, CSC, CSR
+
+# Upper bound on the bytes of one gathered (chunk x k) block in the gather-based sampled
+# product: it keeps the intermediate memory O(chunk*k) instead of O(nnz*k).
+_GATHER_CHUNK_BYTES = 32 * 2**20
+_INT32_MAX = 2**31 - 1
+
+
+def _index_dtype_for(*sizes: int, preferred: torch.dtype) -> torch.dtype:
+    """``preferred`` unless a size does not fit int32."""
+    if preferred == torch.int32 and max(sizes, default=0) > _INT32_MAX:
+        return torch.int64
+    return preferred
+
+
+def _compress(sorted_rows: torch.Tensor, nrows: int, dtype: torch.dtype) -> torch.Tensor:
+    """Compressed row pointers of a sorted row-index vector."""
+    bounds = torch.arange(nrows + 1, device=sorted_rows.device, dtype=sorted_rows.dtype)
+    return torch.searchsorted(sorted_rows, bounds, out_int32=dtype == torch.int32)
+
+
+def _expand(crow: torch.Tensor, nnz: int, dtype: torch.dtype) -> torch.Tensor:
+    """Row index of every stored entry, from compressed row pointers."""
+    counts = crow.diff().to(torch.int64)
+    rows = torch.arange(crow.numel() - 1, device=crow.device, dtype=dtype)
+    # output_size spares a device-to-host sync on CUDA
+    return torch.repeat_interleave(rows, counts, output_size=nnz)
+
+
+def _fold_compressed(
+    compressed: torch.Tensor, plain: torch.Tensor, plain_size: int, dtype: torch.dtype
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Fold batched compressed indices ``(b, n+1)``, ``(b, nnz)`` into block-diagonal 2D ones."""
+    b, nnz = plain.shape
+    batch = torch.arange(b, device=plain.device, dtype=dtype)[:, None]
+    tail = torch.full((1,), b * nnz, device=plain.device, dtype=dtype)
+    folded_compressed = torch.cat([(compressed[:, :-1].to(dtype) + batch * nnz).reshape(-1), tail])
+    folded_plain = (plain.to(dtype) + batch * plain_size).reshape(-1)
+    return folded_compressed, folded_plain
+
+
+class Pattern:
+    """The sparsity pattern of a sparse matrix or batch, folded to one 2D matrix.
+
+    ``rows[k]`` and ``cols[k]`` are the folded coordinates of the k-th stored value, in the
+    order of the input's values (COO order as stored, duplicates kept; CSR row-major; CSC
+    column-major). ``crow`` holds compressed row pointers when that order is row-major,
+    which lets the fast CSR kernels run without any reordering.
+
+    A pattern made by :meth:`of` also remembers how to rebuild a tensor of the input's
+    layout (:func:`from_values`); a transposed pattern (:attr:`t`) does not need to.
+    """
+
+    def __init__(
+        self,
+        *,
+        shape: tuple[int, ...],
+        nrows: int,
+        ncols: int,
+        cols: torch.Tensor,
+        rows: torch.Tensor | None = None,
+        crow: torch.Tensor | None = None,
+    ) -> None:
+        if rows is None and crow is None:
+            raise ValueError("Pattern needs rows or crow")
+        self.shape = tuple(shape)
+        self.nrows = nrows
+        self.ncols = ncols
+        self.cols = cols
+        self._crow = crow
+        self._rows = rows
+        self._may_be_row_sorted = False
+        self._transposed: Pattern | None = None
+        # How to rebuild a tensor of the input's layout; set by Pattern.of.
+        self.layout: torch.layout | None = None
+        self.index_tensors: tuple[torch.Tensor, ...] = ()
+        self.values_shape: tuple[int, ...] = ()
+        self.is_coalesced = False
+
+    # --------------------------------------------------------------- construction
+    @classmethod
+    def of(cls, A: torch.Tensor) -> Pattern:
+        """The pattern of a sparse COO, CSR or CSC tensor, 2D or batched 3D (no checks)."""
+        shape = tuple(A.shape)
+        b = shape[0] if len(shape) == 3 else 1
+        n, m = shape[-2], shape[-1]
+        if A.layout == COO:
+            indices = A._indices()
+            if len(shape) == 2:
+                rows, cols = indices[0], indices[1]
+            else:
+                rows = indices[0] * n + indices[1]
+                cols = indices[0] * m + indices[2]
+            pattern = cls(shape=shape, nrows=b * n, ncols=b * m, rows=rows, cols=cols)
+            # Stored COO order may still be row-major; `crow` finds out when first needed.
+            pattern._may_be_row_sorted = True
+            pattern.index_tensors = (indices,)
+            pattern.values_shape = (indices.shape[1],)
+            pattern.is_coalesced = A.is_coalesced()
+        elif A.layout in (CSR, CSC):
+            if A.layout == CSR:
+                compressed, plain = A.crow_indices(), A.col_indices()
+                # the stored order is row-major: the pattern itself is compressed by rows
+                plain_size, compressed_size = m, n
+            else:
+                compressed, plain = A.ccol_indices(), A.row_indices()
+                # the stored order is column-major: the transpose is compressed by rows
+                plain_size, compressed_size = n, m
+            nnz = plain.shape[-1]
+            dtype = _index_dtype_for(b * nnz, b * max(n, m), preferred=plain.dtype)
+            if len(shape) == 2:
+                folded_compressed, folded_plain = compressed.to(dtype), plain.to(dtype)
+            else:
+                folded_compressed, folded_plain = _fold_compressed(
+                    compressed, plain, plain_size, dtype
+                )
+            compressed_pattern = cls(
+                shape=shape if A.layout == CSR else (*shape[:-2], m, n),
+                nrows=b * compressed_size,
+                ncols=b * plain_size,
+                cols=folded_plain,
+                crow=folded_compressed,
+            )
+            pattern = compressed_pattern if A.layout == CSR else compressed_pattern.t
+            pattern.index_tensors = (compressed, plain)
+            pattern.values_shape = tuple(A.values().shape)
+        else:  # pragma: no cover - callers validate layouts first
+            raise TypeError(f"unsupported layout {A.layout}")
+        pattern.layout = A.layout
+        return pattern
+
+    # ------------------------------------------------------------------ structure
+    @property
+    def nnz(self) -> int:
+        """Number of stored values (over the whole batch)."""
+        return self.cols.numel()
+
+    @property
+    def device(self) -> torch.device:
+        return self.cols.device
+
+    @property
+    def crow(self) -> torch.Tensor | None:
+        """Compressed row pointers when the value order is row-major, else ``None``."""
+        if self._crow is None and self._may_be_row_sorted:
+            self._may_be_row_sorted = False
+            rows = self.rows
+            # CSR kernels need rows in order, not uniqueness: an O(nnz) check avoids a
+            # sort for COO tensors that are row-sorted without being flagged coalesced.
+            if bool((rows[1:] >= rows[:-1]).all()):
+                self._crow = _compress(rows, self.nrows, torch.int64)
+        return self._crow
+
+    @property
+    def rows(self) -> torch.Tensor:
+        """Folded row index of every stored value, in value order."""
+        if self._rows is None:
+            assert self._crow is not None
+            self._rows = _expand(self._crow, self.nnz, self.cols.dtype)
+        return self._rows
+
+    @property
+    def t(self) -> Pattern:
+        """The pattern of the transpose, with the same value order."""
+        if self._transposed is None:
+            n, m = self.shape[-2], self.shape[-1]
+            transposed = Pattern(
+                shape=(*self.shape[:-2], m, n),
+                nrows=self.ncols,
+                ncols=self.nrows,
+                rows=self.cols,
+                cols=self.rows,
+            )
+            transposed._transposed = self
+            self._transposed = transposed
+        return self._transposed
+
+    @cached_property
+    def csr_form(self) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
+        """``(crow, col, perm)``: compressed rows of the folded matrix.
+
+        ``perm`` is ``None`` when the value order is already row-major; otherwise values
+        must be taken as ``values[perm]``. The reordering is a stable sort of the row
+        indices (int32 keys where they fit, which halves the sort time).
+        """
+        crow = self.crow
+        if crow is not None:
+            return crow, self.cols, None
+        keys = self.rows
+        if self.nrows <= _INT32_MAX:
+            keys = keys.to(torch.int32)
+        sorted_rows, perm = torch.sort(keys, stable=True)
+        dtype = _index_dtype_for(self.nnz, self.ncols, preferred=keys.dtype)
+        crow = _compress(sorted_rows, self.nrows, dtype)
+        return crow, self.cols.index_select(0, perm).to(dtype), perm
+
+    def linear_index(self) -> torch.Tensor:
+        """Position of every stored value in the dense ``(b, n, m)`` tensor, flattened."""
+        m = self.shape[-1]
+        return self.rows.to(torch.int64) * m + torch.remainder(self.cols.to(torch.int64), m)
+
+    def same_structure(self, other: torch.Tensor) -> bool:
+        """Whether sparse ``other`` has this pattern's layout, shape and very index tensors."""
+        if other.layout != self.layout or tuple(other.shape) != self.shape:
+            return False
+        if other.layout == COO:
+            theirs: tuple[torch.Tensor, ...] = (other._indices(),)
+        elif other.layout == CSR:
+            theirs = (other.crow_indices(), other.col_indices())
+        else:
+            theirs = (other.ccol_indices(), other.row_indices())
+        return all(
+            a.shape == b.shape
+            and a.dtype == b.dtype
+            and (a.data_ptr() == b.data_ptr() or torch.equal(a, b))
+            for a, b in zip(theirs, self.index_tensors, strict=True)
+        )
+
+
+# ---------------------------------------------------------------------------- kernels
+def _matmul_kernel(pattern: Pattern, values: torch.Tensor, B: torch.Tensor) -> torch.Tensor:
+    crow, col, perm = pattern.csr_form
+    if perm is not None:
+        values = values.index_select(0, perm)
+    A = torch.sparse_csr_tensor(
+        crow, col, values, (pattern.nrows, pattern.ncols), check_invariants=False
+    )
+    # torch dispatches to MKL (CPU) or cuSPARSE (CUDA) for CSR @ dense.
+    return A @ B
+
+
+def _sampled_kernel(pattern: Pattern, U: torch.Tensor, V: torch.Tensor) -> torch.Tensor:
+    crow, transposed = pattern.crow, pattern._transposed
+    if crow is None and transposed is not None and transposed.crow is not None:
+        # Column-major order (CSC): the transpose is row-major, and <U[r], V[c]> is symmetric.
+        return _sampled_kernel(transposed, V, U)
+    if crow is not None and U.dtype in (torch.float32, torch.float64):
+        # sampled_addmm computes U @ V.T at the pattern only, without nnz x k intermediates.
+        mask = torch.sparse_csr_tensor(
+            crow,
+            pattern.cols,
+            U.new_zeros(pattern.nnz),
+            (pattern.nrows, pattern.ncols),
+            check_invariants=False,
+        )
+        return torch.sparse.sampled_addmm(mask, U, V.mT, beta=0.0).values()
+    return _sampled_by_gather(pattern.rows, pattern.cols, U, V)
+
+
+def _sampled_by_gather(
+    rows: torch.Tensor, cols: torch.Tensor, U: torch.Tensor, V: torch.Tensor
+) -> torch.Tensor:
+    nnz, k = rows.numel(), U.shape[1]
+    out = U.new_empty(nnz)
+    chunk = max(1, _GATHER_CHUNK_BYTES // max(1, k * U.element_size()))
+    # A loop over a few memory-bounded chunks, not over entries.
+    for start in range(0, nnz, chunk):
+        stop = min(start + chunk, nnz)
+        gathered = U.index_select(0, rows[start:stop])
+        gathered.mul_(V.index_select(0, cols[start:stop]))
+        torch.sum(gathered, dim=1, out=out[start:stop])
+    return out
+
+
+# -------------------------------------------------------------------- autograd ops
+class _PatternMatmul(torch.autograd.Function):
+    @staticmethod
+    def forward(pattern: Pattern, values: torch.Tensor, B: torch.Tensor) -> torch.Tensor:
+        return _matmul_kernel(pattern, values, B)
+
+    @staticmethod
+    def setup_context(ctx: Any, inputs: tuple[Any, ...], output: torch.Tensor) -> None:
+        pattern, values, B = inputs
+        ctx.pattern = pattern
+        ctx.save_for_backward(values, B)
+
+    @staticmethod
+    def backward(ctx: Any, grad_C: torch.Tensor) -> tuple[None, torch.Tensor | None, ...]:
+        values, B = ctx.saved_tensors
+        grad_values = grad_B = None
+        if ctx.needs_input_grad[1]:
+            grad_values = sampled_product(ctx.pattern, grad_C, B)
+        if ctx.needs_input_grad[2]:
+            grad_B = pattern_matmul(ctx.pattern.t, values, grad_C)
+        return None, grad_values, grad_B
+
+
+class _SampledProduct(torch.autograd.Function):
+    @staticmethod
+    def forward(pattern: Pattern, U: torch.Tensor, V: torch.Tensor) -> torch.Tensor:
+        return _sampled_kernel(pattern, U, V)
+
+    @staticmethod
+    def setup_context(ctx: Any, inputs: tuple[Any, ...], output: torch.Tensor) -> None:
+        pattern, U, V = inputs
+        ctx.pattern = pattern
+        ctx.save_for_backward(U, V)
+
+    @staticmethod
+    def backward(ctx: Any, grad_values: torch.Tensor) -> tuple[None, torch.Tensor | None, ...]:
+        U, V = ctx.saved_tensors
+        grad_U = grad_V = None
+        if ctx.needs_input_grad[1]:
+            grad_U = pattern_matmul(ctx.pattern, grad_values, V)
+        if ctx.needs_input_grad[2]:
+            grad_V = pattern_matmul(ctx.pattern.t, grad_values, U)
+        return None, grad_U, grad_V
+
+
+def pattern_matmul(pattern: Pattern, values: torch.Tensor, B: torch.Tensor) -> torch.Tensor:
+    """``A @ B`` for the folded matrix ``A`` with ``values`` at ``pattern``; B is 2D.
+
+    Differentiable in ``values`` and ``B``, to any order.
+    """
+    out: torch.Tensor = _PatternMatmul.apply(pattern, values, B)
+    return out
+
+
+def sampled_product(pattern: Pattern, U: torch.Tensor, V: torch.Tensor) -> torch.Tensor:
+    """``(U @ V.T)[row_k, col_k]`` for every stored entry k of ``pattern``; U, V are 2D.
+
+    Differentiable in ``U`` and ``V``, to any order. O(nnz) memory beyond the output.
+    """
+    out: torch.Tensor = _SampledProduct.apply(pattern, U, V)
+    return out
+
+
+# ------------------------------------------------ between sparse tensors and values
+def _raw_values(A: torch.Tensor) -> torch.Tensor:
+    return A._values() if A.layout == COO else A.values()
+
+
+def _build(pattern: Pattern, values: torch.Tensor) -> torch.Tensor:
+    """A sparse tensor of the pattern's layout and index tensors holding ``values`` (no autograd)."""
+    values = values.reshape(pattern.values_shape)
+    if pattern.layout == COO:
+        (indices,) = pattern.index_tensors
+        return torch.sparse_coo_tensor(
+            indices, values, pattern.shape, is_coalesced=pattern.is_coalesced
+        )
+    compressed, plain = pattern.index_tensors
+    build = torch.sparse_csr_tensor if pattern.layout == CSR else torch.sparse_csc_tensor
+    return build(compressed, plain, values, pattern.shape, check_invariants=False)
+
+
+def gather_at_pattern(pattern: Pattern, grad: torch.Tensor) -> torch.Tensor:
+    """The entries of ``grad`` (dense, or sparse of any pattern) at ``pattern``, in its order.
+
+    Entries that ``grad`` does not store are zero. Never densifies a sparse ``grad``.
+    """
+    if grad.layout == torch.strided:
+        return grad.reshape(-1).index_select(0, pattern.linear_index())
+    if pattern.same_structure(grad):
+        return values_of(grad, pattern)
+    # A sparse gradient with another pattern: look our entries up among its (sorted) keys.
+    coo = grad if grad.layout == COO else grad.to_sparse_coo()
+    coo = coo.coalesce()
+    theirs = coo._indices()
+    m, n = pattern.shape[-1], pattern.shape[-2]
+    keys = theirs[-2] * m + theirs[-1]
+    if theirs.shape[0] == 3:
+        keys = keys + theirs[0] * (n * m)
+    vals = coo._values()
+    if keys.numel() == 0:
+        return vals.new_zeros(pattern.nnz)
+    ours = pattern.linear_index()
+    where = torch.searchsorted(keys, ours).clamp_(max=keys.numel() - 1)
+    hit = keys.index_select(0, where) == ours
+    return torch.where(hit, vals.index_select(0, where), vals.new_zeros(()))
+
+
+class _ValuesOf(torch.autograd.Function):
+    @staticmethod
+    def forward(A: torch.Tensor, pattern: Pattern) -> torch.Tensor:
+        return _raw_values(A).reshape(-1)
+
+    @staticmethod
+    def setup_context(ctx: Any, inputs: tuple[Any, ...], output: torch.Tensor) -> None:
+        ctx.pattern = inputs[1]
+
+    @staticmethod
+    def backward(ctx: Any, grad_values: torch.Tensor) -> tuple[torch.Tensor, None]:
+        return from_values(ctx.pattern, grad_values), None
+
+
+class _FromValues(torch.autograd.Function):
+    @staticmethod
+    def forward(pattern: Pattern, values: torch.Tensor) -> torch.Tensor:
+        return _build(pattern, values)
+
+    @staticmethod
+    def setup_context(ctx: Any, inputs: tuple[Any, ...], output: torch.Tensor) -> None:
+        ctx.pattern = inputs[0]
+        ctx.values_shape = inputs[1].shape
+
+    @staticmethod
+    def backward(ctx: Any, grad_A: torch.Tensor) -> tuple[None, torch.Tensor]:
+        return None, gather_at_pattern(ctx.pattern, grad_A).reshape(ctx.values_shape)
+
+
+def values_of(A: torch.Tensor, pattern: Pattern | None = None) -> torch.Tensor:
+    """The values of sparse ``A`` as a flat vector in its stored order, differentiable.
+
+    The gradient that flows back to ``A`` is sparse, with A's layout and index tensors.
+    ``pattern`` (``Pattern.of(A)``) is built here when not given and a gradient is needed.
+    """
+    if not A.requires_grad:
+        return _raw_values(A).reshape(-1)
+    out: torch.Tensor = _ValuesOf.apply(A, pattern if pattern is not None else Pattern.of(A))
+    return out
+
+
+def from_values(pattern: Pattern, values: torch.Tensor) -> torch.Tensor:
+    """A sparse tensor with ``pattern``'s layout and indices holding ``values``, differentiable.
+
+    Its backward hands a same-pattern sparse gradient's values straight through and gathers
+    any other gradient at the pattern: O(nnz), never dense.
+    """
+    if not values.requires_grad:
+        return _build(pattern, values)
+    out: torch.Tensor = _FromValues.apply(pattern, values)
+    return out
+
+
+def attach_values(raw: torch.Tensor, values: torch.Tensor) -> torch.Tensor:
+    """Sparse ``raw``, built from ``values.detach()``, wired to ``values`` for autograd.
+
+    The one way tsgu builds a sparse tensor from values that may require grad: torch's CSR
+    and CSC constructors densify the gradient in their backward.
+    """
+    if not values.requires_grad:
+        return raw
+    return from_values(Pattern.of(raw), values)

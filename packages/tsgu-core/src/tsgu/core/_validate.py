@@ -1,0 +1,141 @@
+"""Input checks shared by every tsgu.core operation.
+
+Each check raises before any work is done, with a message of the form
+``"<function>: <argument> must be <expected>, got <actual>[; <fix>]"``.
+Wrong types and layouts raise :class:`TypeError`; shapes, dims, dtypes and
+devices that do not fit raise :class:`ValueError`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+
+COO = torch.sparse_coo
+CSR = torch.sparse_csr
+CSC = torch.sparse_csc
+
+FLOAT_DTYPES = (torch.float32, torch.float64)
+INDEX_DTYPES = (torch.int32, torch.int64)
+
+_LAYOUT_NAMES = {
+    torch.strided: "dense (strided)",
+    COO: "COO",
+    CSR: "CSR",
+    CSC: "CSC",
+    torch.sparse_bsr: "BSR",
+    torch.sparse_bsc: "BSC",
+}
+
+
+def layout_name(layout: torch.layout) -> str:
+    """A short human name of a layout: ``"COO"``, ``"CSR"``, ``"dense (strided)"``."""
+    return _LAYOUT_NAMES.get(layout, str(layout))
+
+
+def _names(layouts: Sequence[torch.layout]) -> str:
+    names = [layout_name(lay) for lay in layouts]
+    return names[0] if len(names) == 1 else ", ".join(names[:-1]) + " or " + names[-1]
+
+
+def check_tensor(fn: str, name: str, value: object) -> torch.Tensor:
+    """``value`` must be a torch.Tensor (TypeError otherwise)."""
+    if not isinstance(value, torch.Tensor):
+        raise TypeError(f"{fn}: {name} must be a torch.Tensor, got {type(value).__name__}")
+    return value
+
+
+def check_sparse(
+    fn: str,
+    name: str,
+    value: object,
+    layouts: Sequence[torch.layout] = (COO, CSR),
+    dims: Sequence[int] = (2, 3),
+) -> torch.Tensor:
+    """``value`` must be a sparse tensor of one of ``layouts`` with ``dims`` sparse dimensions.
+
+    Hybrid tensors (with dense dimensions) are rejected: every tsgu operation works on
+    matrices whose stored values are scalars.
+    """
+    t = check_tensor(fn, name, value)
+    if t.layout not in layouts:
+        fix = ""
+        if t.layout == torch.strided:
+            fix = f"; convert with {name}.to_sparse_csr() or {name}.to_sparse()"
+        elif CSR in layouts:
+            fix = f"; convert with {name}.to_sparse_csr()"
+        raise TypeError(
+            f"{fn}: {name} must be a sparse {_names(layouts)} tensor, "
+            f"got layout {layout_name(t.layout)}{fix}"
+        )
+    if t.dense_dim() != 0:
+        raise ValueError(
+            f"{fn}: {name} must have scalar values (no dense dimensions), "
+            f"got a hybrid tensor with {t.dense_dim()} dense dimension(s)"
+        )
+    if t.dim() not in dims:
+        raise ValueError(
+            f"{fn}: {name} must have {' or '.join(map(str, dims))} dimensions, "
+            f"got shape {tuple(t.shape)}"
+        )
+    return t
+
+
+def check_dense(fn: str, name: str, value: object, dims: Sequence[int]) -> torch.Tensor:
+    """``value`` must be a dense (strided) tensor with one of ``dims`` dimensions."""
+    t = check_tensor(fn, name, value)
+    if t.layout != torch.strided:
+        raise TypeError(
+            f"{fn}: {name} must be a dense (strided) tensor, got layout {layout_name(t.layout)}; "
+            f"convert with {name}.to_dense()"
+        )
+    if t.dim() not in dims:
+        raise ValueError(
+            f"{fn}: {name} must have {' or '.join(map(str, dims))} dimensions, "
+            f"got shape {tuple(t.shape)}"
+        )
+    return t
+
+
+def check_float_dtype(fn: str, name: str, t: torch.Tensor) -> None:
+    """``t`` must hold float32 or float64 values."""
+    if t.dtype not in FLOAT_DTYPES:
+        raise ValueError(f"{fn}: {name} must have dtype float32 or float64, got {t.dtype}")
+
+
+def check_index_dtype(fn: str, name: str, t: torch.Tensor) -> None:
+    """``t`` must hold int32 or int64 indices."""
+    if t.dtype not in INDEX_DTYPES:
+        raise ValueError(f"{fn}: {name} must have dtype int32 or int64, got {t.dtype}")
+
+
+def check_same_dtype(fn: str, names: tuple[str, str], a: torch.Tensor, b: torch.Tensor) -> None:
+    """``a`` and ``b`` must share a dtype."""
+    if a.dtype != b.dtype:
+        raise ValueError(
+            f"{fn}: {names[0]} and {names[1]} must have the same dtype, "
+            f"got {a.dtype} and {b.dtype}; cast one with .to({a.dtype})"
+        )
+
+
+def check_same_device(fn: str, names: tuple[str, str], a: torch.Tensor, b: torch.Tensor) -> None:
+    """``a`` and ``b`` must live on the same device."""
+    if a.device != b.device:
+        raise ValueError(
+            f"{fn}: {names[0]} and {names[1]} must be on the same device, "
+            f"got {a.device} and {b.device}"
+        )
+
+
+def check_square(fn: str, name: str, t: torch.Tensor) -> None:
+    """The last two dimensions of ``t`` must be equal."""
+    if t.shape[-1] != t.shape[-2]:
+        raise ValueError(f"{fn}: {name} must be square, got shape {tuple(t.shape)}")
+
+
+def check_choice(fn: str, name: str, value: object, choices: Sequence[object]) -> None:
+    """``value`` must be one of ``choices``."""
+    if value not in choices:
+        options = ", ".join(repr(c) for c in choices)
+        raise ValueError(f"{fn}: {name} must be one of {options}, got {value!r}")

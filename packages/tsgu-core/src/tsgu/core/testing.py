@@ -1,0 +1,282 @@
+"""What every tsgu package's tests share: seeded generators, named matrix cases, tolerances.
+
+Tests are parametrized over ``CASES x LAYOUTS x INDEX_DTYPES x BATCH_FORMS``, as SciPy's
+iterative-solver tests are. A case builds small dense float64 references in the test
+process, then the sparse tensor under test from them; every batch item shares one pattern
+(batched CSR needs equal nnz) and has its own values, drawn so that the case's property
+(SPD, triangular, indefinite, ...) holds for every item.
+
+Importing this module needs nothing beyond torch; :func:`devices` needs pytest.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+
+from ._pattern import Pattern
+from .constructors import sparse_coo_tensor, sparse_csc_tensor, sparse_csr_tensor
+from .poisson import poisson_2d, poisson_3d
+
+__all__ = [
+    "BATCH_FORMS",
+    "CASES",
+    "INDEX_DTYPES",
+    "LAYOUTS",
+    "MatrixCase",
+    "case",
+    "cases",
+    "devices",
+    "generator",
+    "tol",
+    "to_layout",
+    "values_at",
+    "with_values",
+]
+
+LAYOUTS = (torch.sparse_coo, torch.sparse_csr)
+INDEX_DTYPES = (torch.int32, torch.int64)
+BATCH_FORMS = ("unbatched", "batched")
+BATCH_SIZE = 3
+# Fixed seed of every case's sparsity pattern: batch items share it, values differ.
+_PATTERN_SEED = 20241123
+
+
+def tol(dtype: torch.dtype) -> dict[str, float]:
+    """``rtol``/``atol`` for comparing a result of ``dtype`` with a float64 reference.
+
+    Use as ``torch.testing.assert_close(a, b, **tol(a.dtype))``.
+    """
+    if dtype == torch.float64:
+        return {"rtol": 1e-9, "atol": 1e-10}
+    return {"rtol": 1e-4, "atol": 1e-5}
+
+
+def generator(seed: int = 0, device: str | torch.device = "cpu") -> torch.Generator:
+    """A ``torch.Generator`` seeded with ``seed``."""
+    return torch.Generator(device=device).manual_seed(seed)
+
+
+def devices() -> list[Any]:
+    """``["cpu", cuda]`` for ``pytest.mark.parametrize``; cuda is marked and skips without a GPU."""
+    import pytest
+
+    cuda = pytest.param(
+        "cuda",
+        marks=[
+            pytest.mark.cuda,
+            pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU"),
+        ],
+    )
+    return ["cpu", cuda]
+
+
+def to_layout(
+    dense: torch.Tensor, layout: torch.layout, index_dtype: torch.dtype = torch.int64
+) -> torch.Tensor:
+    """A small dense ``(n, m)`` or ``(b, n, m)`` test matrix as sparse COO, CSR or CSC.
+
+    Entries equal to zero are left out. CSR/CSC keep ``index_dtype``; COO is int64 (torch).
+    """
+    if layout == torch.sparse_coo:
+        return dense.to_sparse().coalesce()
+    if layout == torch.sparse_csr:
+        A = dense.to_sparse_csr()
+        return torch.sparse_csr_tensor(
+            A.crow_indices().to(index_dtype), A.col_indices().to(index_dtype), A.values(), A.shape
+        )
+    if layout == torch.sparse_csc:
+        A = dense.to_sparse_csc()
+        return torch.sparse_csc_tensor(
+            A.ccol_indices().to(index_dtype), A.row_indices().to(index_dtype), A.values(), A.shape
+        )
+    raise ValueError(f"to_layout: unsupported layout {layout}")
+
+
+def with_values(A: torch.Tensor) -> tuple[torch.Tensor, Callable[[torch.Tensor], torch.Tensor]]:
+    """A's values as a fresh leaf that requires grad, and ``rebuild(values) -> sparse``.
+
+    ``rebuild`` uses tsgu's constructors with A's indices, so
+    ``gradcheck(lambda v: op(rebuild(v)), (values,))`` checks an operation's sparse
+    gradient through dense inputs (gradcheck takes no sparse inputs).
+    """
+    shape = tuple(A.shape)
+    if A.layout == torch.sparse_coo:
+        indices = A._indices()
+        values = A._values()
+        coalesced = A.is_coalesced()
+
+        def rebuild(v: torch.Tensor) -> torch.Tensor:
+            return sparse_coo_tensor(indices, v, shape, is_coalesced=coalesced)
+
+    elif A.layout == torch.sparse_csr:
+        crow, col, values = A.crow_indices(), A.col_indices(), A.values()
+
+        def rebuild(v: torch.Tensor) -> torch.Tensor:
+            return sparse_csr_tensor(crow, col, v, shape)
+
+    elif A.layout == torch.sparse_csc:
+        ccol, row, values = A.ccol_indices(), A.row_indices(), A.values()
+
+        def rebuild(v: torch.Tensor) -> torch.Tensor:
+            return sparse_csc_tensor(ccol, row, v, shape)
+
+    else:
+        raise ValueError(f"with_values: unsupported layout {A.layout}")
+    return values.detach().clone().requires_grad_(True), rebuild
+
+
+def values_at(A: torch.Tensor, dense: torch.Tensor) -> torch.Tensor:
+    """The entries of ``dense`` at A's stored positions, in A's value order (flat)."""
+    return dense.reshape(-1).index_select(0, Pattern.of(A).linear_index())
+
+
+# ------------------------------------------------------------------------- the cases
+def _signs(shape: tuple[int, ...], gen: torch.Generator) -> torch.Tensor:
+    return torch.where(torch.rand(shape, generator=gen) < 0.5, -1.0, 1.0).double()
+
+
+def _magnitudes(shape: tuple[int, ...], gen: torch.Generator) -> torch.Tensor:
+    # Bounded away from zero so that the pattern never loses an entry.
+    return (0.5 + torch.rand(shape, generator=gen)).double()
+
+
+def _mask(n: int, m: int, density: float) -> torch.Tensor:
+    return torch.rand(n, m, generator=generator(_PATTERN_SEED)) < density
+
+
+def _dominant_diagonal(off: torch.Tensor, gen: torch.Generator, sign: torch.Tensor | None = None) -> torch.Tensor:
+    """``off`` with a diagonal exceeding each row's and column's off-diagonal mass."""
+    off = off - torch.diag(torch.diagonal(off))
+    mass = torch.maximum(off.abs().sum(1), off.abs().sum(0))
+    diag = mass + 1.0 + torch.rand(off.shape[0], generator=gen).double()
+    if sign is not None:
+        diag = diag * sign
+    return off + torch.diag(diag)
+
+
+def _poisson2d(gen: torch.Generator) -> torch.Tensor:
+    return poisson_2d(4).to_dense() * (0.5 + torch.rand((), generator=gen).double())
+
+
+def _poisson3d(gen: torch.Generator) -> torch.Tensor:
+    return poisson_3d(3, stencil=27).to_dense() * (0.5 + torch.rand((), generator=gen).double())
+
+
+def _spd(gen: torch.Generator, n: int = 12) -> torch.Tensor:
+    mask = _mask(n, n, 0.25)
+    mask = mask | mask.T
+    off = _signs((n, n), gen) * _magnitudes((n, n), gen) * mask
+    off = torch.triu(off, 1)
+    return _dominant_diagonal(off + off.T, gen)
+
+
+def _symmetric_indefinite(gen: torch.Generator, n: int = 12) -> torch.Tensor:
+    mask = _mask(n, n, 0.25)
+    off = torch.triu(_signs((n, n), gen) * _magnitudes((n, n), gen) * (mask | mask.T), 1)
+    sign = torch.where(torch.arange(n) % 2 == 0, 1.0, -1.0).double()
+    return _dominant_diagonal(off + off.T, gen, sign)
+
+
+def _nonsymmetric(gen: torch.Generator, n: int = 12) -> torch.Tensor:
+    off = _signs((n, n), gen) * _magnitudes((n, n), gen) * _mask(n, n, 0.3)
+    return _dominant_diagonal(off, gen)
+
+
+def _triangular(gen: torch.Generator, lower: bool, n: int = 12) -> torch.Tensor:
+    full = _nonsymmetric(gen, n)
+    return torch.tril(full) if lower else torch.triu(full)
+
+
+def _rectangular(gen: torch.Generator, m: int = 16, n: int = 10) -> torch.Tensor:
+    mask = _mask(m, n, 0.3)
+    A = _signs((m, n), gen) * _magnitudes((m, n), gen) * mask
+    top = _dominant_diagonal(A[:n], gen)  # full column rank through a dominant top block
+    return torch.cat([top, A[n:]])
+
+
+def _singular(gen: torch.Generator, n: int = 12) -> torch.Tensor:
+    A = _nonsymmetric(gen, n)
+    A[:, -1] = A[:, 0]  # two equal columns: rank n - 1
+    return A
+
+
+@dataclass(frozen=True)
+class MatrixCase:
+    """A named family of small test matrices with known properties.
+
+    ``tags`` say what holds for every item: ``square``, ``spd``, ``symmetric``,
+    ``indefinite``, ``nonsymmetric``, ``triangular``, ``lower``, ``upper``,
+    ``rectangular``, ``singular``, ``invertible``.
+    """
+
+    name: str
+    tags: frozenset[str]
+    build: Callable[[torch.Generator], torch.Tensor]
+
+    def dense(
+        self, *, batch: str = "unbatched", dtype: torch.dtype = torch.float64, seed: int = 0
+    ) -> torch.Tensor:
+        """The dense reference ``(n, m)`` or ``(BATCH_SIZE, n, m)``."""
+        gen = generator(seed)
+        if batch == "batched":
+            return torch.stack([self.build(gen) for _ in range(BATCH_SIZE)]).to(dtype)
+        return self.build(gen).to(dtype)
+
+    def make(
+        self,
+        *,
+        layout: torch.layout = torch.sparse_csr,
+        index_dtype: torch.dtype = torch.int64,
+        batch: str = "unbatched",
+        dtype: torch.dtype = torch.float64,
+        seed: int = 0,
+        device: str | torch.device = "cpu",
+    ) -> torch.Tensor:
+        """The sparse matrix under test, in ``layout`` with ``index_dtype``."""
+        dense = self.dense(batch=batch, dtype=dtype, seed=seed)
+        return to_layout(dense, layout, index_dtype).to(device)
+
+    def __str__(self) -> str:  # readable pytest ids
+        return self.name
+
+
+CASES: tuple[MatrixCase, ...] = (
+    MatrixCase("poisson_2d", frozenset({"square", "spd", "symmetric", "invertible"}), _poisson2d),
+    MatrixCase("poisson_3d", frozenset({"square", "spd", "symmetric", "invertible"}), _poisson3d),
+    MatrixCase("spd", frozenset({"square", "spd", "symmetric", "invertible"}), _spd),
+    MatrixCase(
+        "symmetric_indefinite",
+        frozenset({"square", "symmetric", "indefinite", "invertible"}),
+        _symmetric_indefinite,
+    ),
+    MatrixCase("nonsymmetric", frozenset({"square", "nonsymmetric", "invertible"}), _nonsymmetric),
+    MatrixCase(
+        "lower_triangular",
+        frozenset({"square", "triangular", "lower", "nonsymmetric", "invertible"}),
+        lambda g: _triangular(g, lower=True),
+    ),
+    MatrixCase(
+        "upper_triangular",
+        frozenset({"square", "triangular", "upper", "nonsymmetric", "invertible"}),
+        lambda g: _triangular(g, lower=False),
+    ),
+    MatrixCase("rectangular", frozenset({"rectangular"}), _rectangular),
+    MatrixCase("singular", frozenset({"square", "singular", "nonsymmetric"}), _singular),
+)
+
+
+def case(name: str) -> MatrixCase:
+    """The case called ``name``."""
+    for c in CASES:
+        if c.name == name:
+            return c
+    raise KeyError(f"no matrix case {name!r}; known: {[c.name for c in CASES]}")
+
+
+def cases(*tags: str, exclude: tuple[str, ...] = ()) -> list[MatrixCase]:
+    """The cases that carry every tag in ``tags`` and none in ``exclude``."""
+    return [c for c in CASES if set(tags) <= c.tags and not set(exclude) & c.tags]
