@@ -34,7 +34,9 @@ def _matrix(layout, index_dtype, batch, dtype=torch.float64, device="cpu"):
 
 def _dense_rhs(A, k=3, seed=1):
     shape = (*A.shape[:-2], A.shape[-1], k)
-    return torch.randn(shape, generator=generator(seed), dtype=torch.float64).to(A.dtype).to(A.device)
+    return (
+        torch.randn(shape, generator=generator(seed), dtype=torch.float64).to(A.dtype).to(A.device)
+    )
 
 
 @pytest.mark.parametrize(("layout", "index_dtype"), LAYOUT_INDEX)
@@ -124,7 +126,9 @@ def test_second_derivative_in_A_matches_dense(layout, index_dtype):
     A = _matrix(layout, index_dtype, "unbatched")
     values, rebuild = with_values(A)
     B = _dense_rhs(A).requires_grad_(True)
-    (grad_B,) = torch.autograd.grad(tc.sparse_mm(rebuild(values), B).square().sum(), B, create_graph=True)
+    (grad_B,) = torch.autograd.grad(
+        tc.sparse_mm(rebuild(values), B).square().sum(), B, create_graph=True
+    )
     (second,) = torch.autograd.grad(grad_B.square().sum(), values)
 
     dense = A.to_dense().requires_grad_(True)
@@ -212,18 +216,27 @@ def test_sparse_B_is_a_type_error():
     ("make", "message"),
     [
         (lambda A: (A, torch.ones(5, 2, dtype=torch.float64)), "inner dimensions must match"),
-        (lambda A: (A, torch.ones(2, 12, 2, dtype=torch.float64)), "B must have 1 or 2 dimensions when A is 2D"),
+        (
+            lambda A: (A, torch.ones(2, 12, 2, dtype=torch.float64)),
+            "B must have 1 or 2 dimensions when A is 2D",
+        ),
         (lambda A: (A, torch.ones(12, 2, dtype=torch.float32)), "must have the same dtype"),
         (
             lambda A: (A.to(torch.int64), torch.ones(12, 2, dtype=torch.int64)),
             "A must have dtype float32 or float64",
         ),
         (
-            lambda A: (torch.stack([A.to_dense()] * 2).to_sparse(), torch.ones(3, 12, 2, dtype=torch.float64)),
+            lambda A: (
+                torch.stack([A.to_dense()] * 2).to_sparse(),
+                torch.ones(3, 12, 2, dtype=torch.float64),
+            ),
             "batch sizes must match",
         ),
         (
-            lambda A: (torch.stack([A.to_dense()] * 2).to_sparse(), torch.ones(12, 2, dtype=torch.float64)),
+            lambda A: (
+                torch.stack([A.to_dense()] * 2).to_sparse(),
+                torch.ones(12, 2, dtype=torch.float64),
+            ),
             "B must have 3 dimensions",
         ),
         (lambda A: (A.to_dense().to_sparse(1), torch.ones(12, 2, dtype=torch.float64)), "hybrid"),
@@ -241,4 +254,3 @@ def test_device_mismatch_is_a_value_error():
     A = _csr()
     with pytest.raises(ValueError, match="must be on the same device"):
         tc.sparse_mm(A, torch.ones(12, 2, dtype=torch.float64, device="cuda"))
-

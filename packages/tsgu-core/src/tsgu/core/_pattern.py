@@ -302,7 +302,9 @@ class _PatternMatmul(torch.autograd.Function):
         ctx.save_for_backward(values, B)
 
     @staticmethod
-    def backward(ctx: Any, grad_C: torch.Tensor) -> tuple[None, torch.Tensor | None, ...]:
+    def backward(
+        ctx: Any, grad_C: torch.Tensor
+    ) -> tuple[None, torch.Tensor | None, torch.Tensor | None]:
         values, B = ctx.saved_tensors
         grad_values = grad_B = None
         if ctx.needs_input_grad[1]:
@@ -324,7 +326,9 @@ class _SampledProduct(torch.autograd.Function):
         ctx.save_for_backward(U, V)
 
     @staticmethod
-    def backward(ctx: Any, grad_values: torch.Tensor) -> tuple[None, torch.Tensor | None, ...]:
+    def backward(
+        ctx: Any, grad_values: torch.Tensor
+    ) -> tuple[None, torch.Tensor | None, torch.Tensor | None]:
         U, V = ctx.saved_tensors
         grad_U = grad_V = None
         if ctx.needs_input_grad[1]:
@@ -358,7 +362,7 @@ def _raw_values(A: torch.Tensor) -> torch.Tensor:
 
 
 def _build(pattern: Pattern, values: torch.Tensor) -> torch.Tensor:
-    """A sparse tensor of the pattern's layout and index tensors holding ``values`` (no autograd)."""
+    """A sparse tensor with the pattern's layout and index tensors holding ``values`` (no grad)."""
     values = values.reshape(pattern.values_shape)
     if pattern.layout == COO:
         (indices,) = pattern.index_tensors

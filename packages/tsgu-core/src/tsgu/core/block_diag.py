@@ -93,7 +93,8 @@ def sparse_block_diag(*sparse_tensors: torch.Tensor) -> torch.Tensor:
         nnz_start = _offsets(nnz.tolist(), device)
         crow_heads = [t.crow_indices()[:-1].to(dtype) for t in mats]
         row_block = torch.repeat_interleave(
-            torch.arange(len(mats), device=device), torch.tensor([t.shape[0] for t in mats], device=device)
+            torch.arange(len(mats), device=device),
+            torch.tensor([t.shape[0] for t in mats], device=device),
         )
         crow = torch.cat(
             [torch.cat(crow_heads) + nnz_start[row_block].to(dtype), nnz_start[-1:].to(dtype)]
@@ -142,7 +143,9 @@ def sparse_block_diag_split(
     if not shapes or not all(
         len(s) == 2 and all(isinstance(d, int) and d >= 0 for d in s) for s in shapes
     ):
-        raise ValueError(f"{fn}: shapes must be pairs (n_i, m_i) of non-negative ints, got {shapes}")
+        raise ValueError(
+            f"{fn}: shapes must be pairs (n_i, m_i) of non-negative ints, got {shapes}"
+        )
     device = A.device
     row_start = _offsets([s[0] for s in shapes], device)
     col_start = _offsets([s[1] for s in shapes], device)

@@ -6,7 +6,7 @@ from collections.abc import Sequence
 
 import torch
 
-from ._pattern import Pattern, attach_values, values_of
+from ._pattern import attach_values, values_of
 from ._validate import COO, CSR, check_dense, check_index_dtype, check_sparse
 
 __all__ = ["convert_coo_to_csr", "convert_coo_to_csr_indices_values", "stack_csr"]
@@ -115,7 +115,8 @@ def convert_coo_to_csr_indices_values(
     check_index_dtype(fn, "coo_indices", coo_indices)
     if coo_indices.shape[0] not in (2, 3):
         raise ValueError(
-            f"{fn}: coo_indices must have shape (2, nnz) or (3, nnz), got {tuple(coo_indices.shape)}"
+            f"{fn}: coo_indices must have shape (2, nnz) or (3, nnz), "
+            f"got {tuple(coo_indices.shape)}"
         )
     nnz = coo_indices.shape[1]
     if values is not None:
@@ -125,7 +126,9 @@ def convert_coo_to_csr_indices_values(
                 f"{fn}: values must have {nnz} entries (one per index), got {values.shape[0]}"
             )
     structure = _CompressedCoo(coo_indices, num_rows, sum_duplicates=values is not None)
-    out = structure.perm.reshape(structure.col.shape) if values is None else structure.values(values)
+    out = (
+        structure.perm.reshape(structure.col.shape) if values is None else structure.values(values)
+    )
     return structure.crow, structure.col, out
 
 
@@ -207,7 +210,10 @@ def stack_csr(tensors: Sequence[torch.Tensor], dim: int = 0) -> torch.Tensor:
         raise ValueError(f"{fn}: tensors must not be empty")
     if dim != 0:
         raise ValueError(f"{fn}: dim must be 0 (batched CSR has its batch first), got {dim}")
-    mats = [check_sparse(fn, f"tensors[{i}]", t, layouts=(CSR,), dims=(2,)) for i, t in enumerate(tensors)]
+    mats = [
+        check_sparse(fn, f"tensors[{i}]", t, layouts=(CSR,), dims=(2,))
+        for i, t in enumerate(tensors)
+    ]
     first = mats[0]
     for i, t in enumerate(mats[1:], start=1):
         for what, a, b in (

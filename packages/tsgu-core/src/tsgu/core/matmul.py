@@ -29,7 +29,8 @@ def _check(A: object, B: object) -> tuple[torch.Tensor, torch.Tensor]:
         )
     if A.dim() == 3 and B.dim() != 3:
         raise ValueError(
-            f"{fn}: B must have 3 dimensions (b, m, k) when A is batched, got shape {tuple(B.shape)}"
+            f"{fn}: B must have 3 dimensions (b, m, k) when A is batched, "
+            f"got shape {tuple(B.shape)}"
         )
     inner = B.shape[0] if B.dim() == 1 else B.shape[-2]
     if A.shape[-1] != inner:

@@ -8,6 +8,7 @@ definite.
 from __future__ import annotations
 
 import itertools
+from collections.abc import Sequence
 
 import torch
 
@@ -18,7 +19,7 @@ __all__ = ["poisson_2d", "poisson_3d"]
 
 def _stencil_matrix(
     grid: tuple[int, ...],
-    offsets: list[tuple[int, ...]],
+    offsets: Sequence[tuple[int, ...]],
     center: float,
     layout: torch.layout,
     dtype: torch.dtype,
@@ -61,8 +62,13 @@ def _stencil_matrix(
     return torch.sparse_csr_tensor(crow, cols.to(index_dtype), vals, (npoints, npoints))
 
 
-def _check(fn: str, sizes: tuple[int, ...], layout: torch.layout, dtype: torch.dtype,
-           index_dtype: torch.dtype) -> None:
+def _check(
+    fn: str,
+    sizes: tuple[int, ...],
+    layout: torch.layout,
+    dtype: torch.dtype,
+    index_dtype: torch.dtype,
+) -> None:
     if not all(isinstance(s, int) and s >= 1 for s in sizes):
         raise ValueError(f"{fn}: grid sizes must be positive ints, got {sizes}")
     check_choice(fn, "layout", layout, (COO, CSR))
@@ -163,7 +169,8 @@ def poisson_3d(
         center = 26.0
     else:
         offsets = sorted(
-            [(0, 0, 0)] + [tuple(s if d == a else 0 for d in range(3)) for a in range(3) for s in (-1, 1)]
+            [(0, 0, 0)]
+            + [tuple(s if d == a else 0 for d in range(3)) for a in range(3) for s in (-1, 1)]
         )
         center = 6.0
     return _stencil_matrix((nx, ny, nz), offsets, center, layout, dtype, index_dtype, device)

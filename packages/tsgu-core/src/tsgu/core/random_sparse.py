@@ -143,7 +143,9 @@ def rand_sparse(
     fn = "rand_sparse"
     b, n, m, _ = _check_common(fn, size, layout, indices_dtype, values_dtype)
     if not 0 <= nnz <= n * m:
-        raise ValueError(f"{fn}: nnz must be between 0 and {n * m} for size {tuple(size)}, got {nnz}")
+        raise ValueError(
+            f"{fn}: nnz must be between 0 and {n * m} for size {tuple(size)}, got {nnz}"
+        )
     pos = _sample_positions(b, n * m, nnz, device, generator)
     rows, cols = pos // m, pos % m
     values = torch.rand(b, nnz, dtype=values_dtype, device=device, generator=generator)
@@ -254,7 +256,9 @@ def rand_sparse_tri(
     if well_conditioned and not no_diag:
         on_diag = rows == cols
         off_abs = torch.where(on_diag, 0.0, values.abs())
-        row_sums = torch.zeros(b, n, dtype=values_dtype, device=device).scatter_add_(1, rows, off_abs)
+        row_sums = torch.zeros(b, n, dtype=values_dtype, device=device).scatter_add_(
+            1, rows, off_abs
+        )
         lifted = min_diag_value + 0.5 * torch.rand(
             b, n, dtype=values_dtype, device=device, generator=generator
         )

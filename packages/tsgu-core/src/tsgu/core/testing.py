@@ -31,8 +31,8 @@ __all__ = [
     "cases",
     "devices",
     "generator",
-    "tol",
     "to_layout",
+    "tol",
     "values_at",
     "with_values",
 ]
@@ -148,7 +148,9 @@ def _mask(n: int, m: int, density: float) -> torch.Tensor:
     return torch.rand(n, m, generator=generator(_PATTERN_SEED)) < density
 
 
-def _dominant_diagonal(off: torch.Tensor, gen: torch.Generator, sign: torch.Tensor | None = None) -> torch.Tensor:
+def _dominant_diagonal(
+    off: torch.Tensor, gen: torch.Generator, sign: torch.Tensor | None = None
+) -> torch.Tensor:
     """``off`` with a diagonal exceeding each row's and column's off-diagonal mass."""
     off = off - torch.diag(torch.diagonal(off))
     mass = torch.maximum(off.abs().sum(1), off.abs().sum(0))

@@ -1,0 +1,295 @@
+"""Every task of the tsgu workspace.
+
+torch is pinned to an exact version in every session (a constraints file passed to every
+install) and checked at the session's start: an unpinned torch makes the resolver pull the
+newest CUDA build and gigabytes of NVIDIA wheels. The machines hold the torch 2.13.0 CPU
+wheel locally; pip finds it through PIP_FIND_LINKS, and uv gets the same folders as
+--find-links here.
+
+    nox -s tests                           every package's tests, one environment (CI)
+    nox -s "tests_torch(torch='2.5.1')"    the same on another torch (2.5.1, 2.8.0, 2.11.0, 2.13.0)
+    nox -s tests_pkg                       each package alone, with only its declared dependencies
+    nox -s tests_cuda                      on a GPU machine: the suite on CUDA torch builds
+    nox -s tests_cuda_system               on a GPU machine: the suite on the installed torch
+    nox -s lint | build | docs | bench | demo
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+try:
+    import tomllib
+except ModuleNotFoundError:  # Python 3.10
+    import tomli as tomllib
+
+import nox
+
+nox.options.default_venv_backend = "uv"
+nox.options.sessions = ["tests"]
+nox.options.reuse_existing_virtualenvs = True
+
+ROOT = Path(__file__).parent
+PACKAGES_DIR = ROOT / "packages"
+DEFAULT_TORCH = os.environ.get("TSGU_TORCH", "2.13.0")
+TORCH_MATRIX = ["2.5.1", "2.8.0", "2.11.0", "2.13.0"]
+# torch/CUDA combinations users run: (torch, CUDA wheel tag on download.pytorch.org)
+CUDA_MATRIX = [("2.11.0", "cu128"), ("2.13.0", "cu130")]
+
+
+def _packages() -> list[Path]:
+    """Package folders in dependency order: tsgu-core, the satellites, the bundles."""
+    found = sorted(p.parent for p in PACKAGES_DIR.glob("*/pyproject.toml"))
+    order = {"tsgu-core": 0, "tsgu": 2, "torchsparsegradutils": 3}
+    return sorted(found, key=lambda p: (order.get(p.name, 1), p.name))
+
+
+def _has_test_extra(package: Path) -> bool:
+    meta = tomllib.loads((package / "pyproject.toml").read_text())
+    return "test" in meta["project"].get("optional-dependencies", {})
+
+
+def _requirement(package: Path, editable: bool = True) -> list[str]:
+    spec = f"{package}[test]" if _has_test_extra(package) else str(package)
+    return ["-e", spec] if editable else [spec]
+
+
+def _find_links() -> list[str]:
+    links = os.environ.get("PIP_FIND_LINKS", "").split()
+    return [arg for link in links for arg in ("--find-links", link)]
+
+
+def _constraints(session: nox.Session, torch_version: str) -> list[str]:
+    path = Path(session.create_tmp()) / "torch-constraint.txt"
+    path.write_text(f"torch=={torch_version}\n")
+    return ["-c", str(path)]
+
+
+def _install(session: nox.Session, torch_version: str, *args: str) -> None:
+    """Install ``args`` with torch held at ``torch_version``."""
+    session.install(
+        f"torch=={torch_version}", *args, *_constraints(session, torch_version), *_find_links()
+    )
+
+
+def _check_torch(session: nox.Session, torch_version: str, python: str = "python") -> None:
+    session.run(
+        python,
+        "-c",
+        "import sys, torch; v = torch.__version__.split('+')[0]; "
+        f"sys.exit(0 if v == {torch_version!r} else "
+        f"'expected torch {torch_version}, got ' + torch.__version__)",
+        external=python != "python",
+    )
+
+
+def _pytest(session: nox.Session, *paths: str, python: str = "python", **kwargs) -> None:
+    session.run(python, "-m", "pytest", *paths, *session.posargs, **kwargs)
+
+
+def _all_tests(session: nox.Session, torch_version: str) -> None:
+    requirements = [arg for pkg in _packages() for arg in _requirement(pkg)]
+    _install(session, torch_version, *requirements)
+    _check_torch(session, torch_version)
+    _pytest(session, "packages")
+
+
+@nox.session
+def tests(session: nox.Session) -> None:
+    """Every package's tests (and doctests) in one environment, editable installs."""
+    _all_tests(session, DEFAULT_TORCH)
+
+
+@nox.session
+@nox.parametrize("torch", TORCH_MATRIX)
+def tests_torch(session: nox.Session, torch: str) -> None:
+    """The suite on each supported torch; versions other than 2.13.0 download CUDA builds (GBs)."""
+    _all_tests(session, torch)
+
+
+@nox.session
+@nox.parametrize("package", [p.name for p in _packages()])
+def tests_pkg(session: nox.Session, package: str) -> None:
+    """One package's tests with only that package's declared dependencies installed."""
+    path = PACKAGES_DIR / package
+    _install(session, DEFAULT_TORCH, *_requirement(path))
+    _check_torch(session, DEFAULT_TORCH)
+    _pytest(session, str(path))
+
+
+def _require_gpu(session: nox.Session, python: str | None = None) -> None:
+    """Skip the session on a machine without a CUDA GPU."""
+    if python is None:
+        if shutil.which("nvidia-smi") is None:
+            session.skip("no CUDA GPU on this machine (nvidia-smi not found)")
+        return
+    probe = "import sys, torch; sys.exit(0 if torch.cuda.is_available() else 1)"
+    if subprocess.run([python, "-c", probe], check=False).returncode != 0:
+        session.skip(f"no CUDA GPU visible to {python}'s torch")
+
+
+@nox.session
+@nox.parametrize(("torch", "cuda"), CUDA_MATRIX)
+def tests_cuda(session: nox.Session, torch: str, cuda: str) -> None:
+    """On a GPU machine: the whole suite, CUDA tests included, on torch built for ``cuda``."""
+    _require_gpu(session)
+    index = ["--extra-index-url", f"https://download.pytorch.org/whl/{cuda}"]
+    requirements = [arg for pkg in _packages() for arg in _requirement(pkg)]
+    _install(session, torch, *requirements, *index)
+    _check_torch(session, torch)
+    session.run(
+        "python", "-c", "import torch; assert torch.cuda.is_available(), torch.version.cuda"
+    )
+    _pytest(session, "packages")
+
+
+@nox.session(venv_backend="none")
+def tests_cuda_system(session: nox.Session) -> None:
+    """On a GPU machine that cannot download: the suite on the interpreter's own torch.
+
+    Uses ``$TSGU_PYTHON`` (default: the python running nox), which needs torch and pytest
+    (numpy, scipy and jax for the packages that use them); the packages are taken from their
+    source folders through PYTHONPATH, nothing is installed.
+    """
+    python = os.environ.get("TSGU_PYTHON", sys.executable)
+    _require_gpu(session, python)
+    src = os.pathsep.join(str(pkg / "src") for pkg in _packages() if (pkg / "src").exists())
+    _pytest(session, "packages", python=python, env={"PYTHONPATH": src}, external=True)
+
+
+@nox.session
+def lint(session: nox.Session) -> None:
+    """The namespace guard, ruff check, ruff format --check, mypy on every src/."""
+    stray = sorted(str(p) for p in PACKAGES_DIR.glob("*/src/tsgu/__init__.py"))
+    if stray:
+        session.error(
+            "tsgu is a PEP 420 namespace: remove "
+            + ", ".join(stray)
+            + " (one such file breaks every other tsgu package's import)"
+        )
+    requirements = [arg for pkg in _packages() for arg in _requirement(pkg)]
+    _install(session, DEFAULT_TORCH, "ruff", "mypy", *requirements)
+    session.run("ruff", "check", ".")
+    session.run("ruff", "format", "--check", ".")
+    sources = [str(pkg / "src") for pkg in _packages() if (pkg / "src").exists()]
+    session.run("mypy", *sources)
+
+
+@nox.session
+def build(session: nox.Session) -> None:
+    """Build every wheel and sdist; install each wheel alone in a fresh venv and run its tests.
+
+    The tests run from a copy outside the source tree, so they see only what the wheel and
+    its declared dependencies bring: this proves "install only the part you need".
+    """
+    # hatchling is hatch's build backend; calling it directly skips hatch's own build
+    # environments, which add nothing here and once failed to provision on a fresh machine.
+    session.install("hatchling")
+    dist = ROOT / "dist"
+    shutil.rmtree(dist, ignore_errors=True)
+    for pkg in _packages():
+        with session.chdir(pkg):
+            session.run(
+                "python",
+                "-m",
+                "hatchling",
+                "build",
+                "--target",
+                "wheel",
+                "--target",
+                "sdist",
+                "--directory",
+                str(dist),
+            )
+    work = Path(tempfile.mkdtemp(prefix="tsgu-build-"))
+    for pkg in _packages():
+        wheel = _wheel_of(dist, pkg)
+        venv = work / f"venv-{pkg.name}"
+        session.run("uv", "venv", "--quiet", "--python", sys.executable, str(venv), external=True)
+        python = str(venv / "bin" / "python")
+        extra = "[test]" if _has_test_extra(pkg) else ""
+        constraints = _constraints(session, DEFAULT_TORCH)
+        session.run(
+            "uv",
+            "pip",
+            "install",
+            "--quiet",
+            "--python",
+            python,
+            f"{wheel}{extra}",
+            "pytest",
+            f"torch=={DEFAULT_TORCH}",
+            "--find-links",
+            str(dist),
+            *constraints,
+            *_find_links(),
+            external=True,
+        )
+        _check_torch(session, DEFAULT_TORCH, python=python)
+        tests_dir = pkg / "tests"
+        if not tests_dir.exists():
+            continue
+        copy = work / f"tests-{pkg.name}"
+        shutil.copytree(tests_dir, copy)
+        session.run(
+            python,
+            "-m",
+            "pytest",
+            "-c",
+            str(ROOT / "pyproject.toml"),
+            "--rootdir",
+            str(copy),
+            "-p",
+            "no:cacheprovider",
+            str(copy),
+            external=True,
+        )
+    shutil.rmtree(work, ignore_errors=True)
+
+
+def _wheel_of(dist: Path, pkg: Path) -> Path:
+    stem = pkg.name.replace("-", "_")
+    wheels = sorted(dist.glob(f"{stem}-*.whl"))
+    if len(wheels) != 1:
+        raise RuntimeError(f"expected one wheel for {pkg.name} in {dist}, found {wheels}")
+    return wheels[0]
+
+
+@nox.session
+def docs(session: nox.Session) -> None:
+    """Sphinx site over all packages, warnings as errors; then the docstring examples."""
+    requirements = [arg for pkg in _packages() for arg in _requirement(pkg)]
+    _install(session, DEFAULT_TORCH, "sphinx>=7", "matplotlib", *requirements)
+    _check_torch(session, DEFAULT_TORCH)
+    session.run("sphinx-build", "-W", "--keep-going", "-b", "html", "docs", "docs/_build/html")
+    sources = [str(pkg / "src") for pkg in _packages() if (pkg / "src").exists()]
+    session.run("python", "-m", "pytest", "--doctest-modules", *sources)
+
+
+def _bench_env(session: nox.Session) -> None:
+    requirements = [arg for pkg in _packages() for arg in _requirement(pkg)]
+    _install(session, DEFAULT_TORCH, "matplotlib", "tqdm", "scipy", *requirements)
+    _check_torch(session, DEFAULT_TORCH)
+
+
+@nox.session
+def bench(session: nox.Session) -> None:
+    """Every benchmark (or those named after --): tables, CSV in results/, PNG in plots/."""
+    _bench_env(session)
+    scripts = session.posargs or sorted(
+        p.name for p in (ROOT / "benchmarks").glob("*.py") if not p.name.startswith("_")
+    )
+    for script in scripts:
+        session.run("python", str(ROOT / "benchmarks" / script))
+
+
+@nox.session
+def demo(session: nox.Session) -> None:
+    """The main demonstration: tsgu's sparse_mm against torch.sparse.mm, printed as a table."""
+    _bench_env(session)
+    session.run("python", str(ROOT / "benchmarks" / "sparse_mm.py"), "--demo", *session.posargs)
