@@ -7,7 +7,7 @@ import torch
 from torch.autograd import gradcheck, gradgradcheck
 
 import tsgu.core as tc
-from tsgu.core.testing import BATCH_FORMS, case, generator, to_layout, values_at
+from tsgu.core.testing import BATCH_FORMS, case, generator, to_layout, values_at, weighted_sum
 
 LAYOUT_INDEX = [
     pytest.param(torch.sparse_coo, torch.int64, id="coo"),
@@ -39,24 +39,6 @@ def test_builds_the_same_tensor_as_torch(layout, index_dtype, batch):
         assert indices[0].dtype == index_dtype
 
 
-class _WeightedSum(torch.autograd.Function):
-    """sum(A * W) whose backward hands a dense gradient to sparse A (torch's own to_dense
-    cannot differentiate batched CSR)."""
-
-    @staticmethod
-    def forward(A, W):
-        return (A.to_dense() * W).sum()
-
-    @staticmethod
-    def setup_context(ctx, inputs, output):
-        ctx.save_for_backward(inputs[1])
-
-    @staticmethod
-    def backward(ctx, grad):
-        (W,) = ctx.saved_tensors
-        return grad * W, None
-
-
 @pytest.mark.parametrize(("layout", "index_dtype"), LAYOUT_INDEX)
 @pytest.mark.parametrize("batch", BATCH_FORMS)
 def test_dense_gradient_is_gathered_at_the_pattern(layout, index_dtype, batch):
@@ -64,7 +46,7 @@ def test_dense_gradient_is_gathered_at_the_pattern(layout, index_dtype, batch):
     build, indices, values = _parts(A)
     v = values.clone().requires_grad_(True)
     weight = torch.randn(A.shape, generator=generator(2), dtype=torch.float64)
-    _WeightedSum.apply(build(*indices, v, A.shape), weight).backward()
+    weighted_sum(build(*indices, v, A.shape), weight).backward()
     torch.testing.assert_close(v.grad.reshape(-1), values_at(A, weight))
 
 
@@ -107,7 +89,7 @@ def test_gradcheck_through_a_tsgu_op(layout, index_dtype, batch):
     if layout == torch.sparse_csc:  # sparse_mm takes COO/CSR: a weighted sum for CSC
 
         def f(v):
-            return _WeightedSum.apply(build(*indices, v, A.shape), B[..., :1].mT.expand(A.shape))
+            return weighted_sum(build(*indices, v, A.shape), B[..., :1].mT.expand(A.shape))
 
     else:
 

@@ -22,6 +22,7 @@ EXPECTED = {
     "sparse_csr_tensor",
     "sparse_eye",
     "sparse_mm",
+    "sparse_sampled_mm",
     "stack_csr",
 }
 

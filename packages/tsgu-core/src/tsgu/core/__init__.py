@@ -11,6 +11,7 @@ from .eye import sparse_eye
 from .matmul import sparse_mm
 from .poisson import poisson_2d, poisson_3d
 from .random_sparse import make_spd_sparse, rand_sparse, rand_sparse_tri
+from .sampled import sparse_sampled_mm
 
 __version__ = "0.1.0"
 
@@ -30,5 +31,6 @@ __all__ = [
     "sparse_csr_tensor",
     "sparse_eye",
     "sparse_mm",
+    "sparse_sampled_mm",
     "stack_csr",
 ]

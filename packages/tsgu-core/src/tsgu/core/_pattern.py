@@ -25,7 +25,7 @@ from typing import Any
 
 import torch
 
-from ._validate import COO, CSC, CSR
+from .validation import COO, CSC, CSR
 
 # Upper bound on the bytes of one gathered (chunk x k) block in the gather-based sampled
 # product: it keeps the intermediate memory O(chunk*k) instead of O(nnz*k).

@@ -7,7 +7,7 @@ from collections.abc import Sequence
 import torch
 
 from ._pattern import Pattern, attach_values, values_of
-from ._validate import COO, CSR, check_sparse, layout_name
+from .validation import COO, CSR, check_sparse, layout_name
 
 __all__ = ["sparse_block_diag", "sparse_block_diag_split"]
 

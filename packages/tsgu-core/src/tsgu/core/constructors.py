@@ -13,7 +13,7 @@ from collections.abc import Sequence
 import torch
 
 from ._pattern import attach_values
-from ._validate import check_dense, check_index_dtype, check_same_device, check_tensor
+from .validation import check_dense, check_index_dtype, check_same_device, check_tensor
 
 __all__ = ["sparse_coo_tensor", "sparse_csc_tensor", "sparse_csr_tensor"]
 

@@ -7,7 +7,7 @@ from collections.abc import Sequence
 import torch
 
 from ._pattern import attach_values, values_of
-from ._validate import COO, CSR, check_dense, check_index_dtype, check_sparse
+from .validation import COO, CSR, check_dense, check_index_dtype, check_sparse
 
 __all__ = ["convert_coo_to_csr", "convert_coo_to_csr_indices_values", "stack_csr"]
 

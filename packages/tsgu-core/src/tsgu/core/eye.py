@@ -6,7 +6,7 @@ from collections.abc import Sequence
 
 import torch
 
-from ._validate import COO, CSR, check_choice
+from .validation import COO, CSR, check_choice
 
 __all__ = ["sparse_eye"]
 

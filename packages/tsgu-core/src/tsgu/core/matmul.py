@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 
 from ._pattern import Pattern, pattern_matmul, values_of
-from ._validate import (
+from .validation import (
     COO,
     CSR,
     check_dense,

@@ -12,7 +12,7 @@ from collections.abc import Sequence
 
 import torch
 
-from ._validate import COO, CSR, check_choice
+from .validation import COO, CSR, check_choice
 
 __all__ = ["poisson_2d", "poisson_3d"]
 

@@ -11,7 +11,7 @@ from collections.abc import Sequence
 
 import torch
 
-from ._validate import COO, CSR, check_choice
+from .validation import COO, CSR, check_choice
 
 __all__ = ["make_spd_sparse", "rand_sparse", "rand_sparse_tri"]
 

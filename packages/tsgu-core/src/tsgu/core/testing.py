@@ -34,6 +34,7 @@ __all__ = [
     "to_layout",
     "tol",
     "values_at",
+    "weighted_sum",
     "with_values",
 ]
 
@@ -132,6 +133,32 @@ def with_values(A: torch.Tensor) -> tuple[torch.Tensor, Callable[[torch.Tensor],
 def values_at(A: torch.Tensor, dense: torch.Tensor) -> torch.Tensor:
     """The entries of ``dense`` at A's stored positions, in A's value order (flat)."""
     return dense.reshape(-1).index_select(0, Pattern.of(A).linear_index())
+
+
+class _WeightedSum(torch.autograd.Function):
+    @staticmethod
+    def forward(S: torch.Tensor, W: torch.Tensor) -> torch.Tensor:
+        return (S.to_dense() * W).sum()
+
+    @staticmethod
+    def setup_context(ctx: Any, inputs: tuple[Any, ...], output: torch.Tensor) -> None:
+        ctx.save_for_backward(inputs[1])
+
+    @staticmethod
+    def backward(ctx: Any, grad: torch.Tensor) -> tuple[torch.Tensor, None]:
+        (W,) = ctx.saved_tensors
+        return grad * W, None
+
+
+def weighted_sum(S: torch.Tensor, W: torch.Tensor) -> torch.Tensor:
+    """``sum(S * W)`` for a small sparse ``S`` of any layout, differentiable in S.
+
+    Its backward hands S a dense gradient, which tsgu's constructors gather at their
+    pattern: a way to read any sparse result in a gradcheck (torch's own ``to_dense`` and
+    ``values`` cannot differentiate batched CSR, CSC or uncoalesced COO).
+    """
+    out: torch.Tensor = _WeightedSum.apply(S, W)
+    return out
 
 
 # ------------------------------------------------------------------------- the cases

@@ -1,9 +1,19 @@
-"""Input checks shared by every tsgu.core operation.
+"""Input checks shared by every tsgu package.
 
 Each check raises before any work is done, with a message of the form
 ``"<function>: <argument> must be <expected>, got <actual>[; <fix>]"``.
 Wrong types and layouts raise :class:`TypeError`; shapes, dims, dtypes and
-devices that do not fit raise :class:`ValueError`.
+devices that do not fit raise :class:`ValueError`. The satellites' own ``_validate``
+modules build on these, so that every tsgu error reads the same way.
+
+Examples
+--------
+>>> import torch
+>>> from tsgu.core.validation import check_sparse
+>>> check_sparse("my_op", "A", torch.eye(2))
+Traceback (most recent call last):
+    ...
+TypeError: my_op: A must be a sparse COO or CSR tensor, got layout dense (strided); ...
 """
 
 from __future__ import annotations
@@ -11,6 +21,24 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import torch
+
+__all__ = [
+    "COO",
+    "CSC",
+    "CSR",
+    "FLOAT_DTYPES",
+    "INDEX_DTYPES",
+    "check_choice",
+    "check_dense",
+    "check_float_dtype",
+    "check_index_dtype",
+    "check_same_device",
+    "check_same_dtype",
+    "check_sparse",
+    "check_square",
+    "check_tensor",
+    "layout_name",
+]
 
 COO = torch.sparse_coo
 CSR = torch.sparse_csr
