@@ -8,18 +8,38 @@ from .block_diag import sparse_block_diag, sparse_block_diag_split
 from .constructors import sparse_coo_tensor, sparse_csc_tensor, sparse_csr_tensor
 from .conversion import convert_coo_to_csr, convert_coo_to_csr_indices_values, stack_csr
 from .eye import sparse_eye
+from .krylov import ConvergenceWarning, SolveInfo, bicgstab, cg, gmres, lsmr, minres
+from .lstsq import sparse_generic_lstsq
 from .matmul import sparse_mm
 from .poisson import poisson_2d, poisson_3d
+from .preconditioners import Preconditioner, block_jacobi, ic0, ilu0, jacobi
 from .random_sparse import make_spd_sparse, rand_sparse, rand_sparse_tri
 from .sampled import sparse_sampled_mm
+from .solve import sparse_generic_solve
+from .triangular import sparse_triangular_solve
 
 __version__ = "0.1.0"
 
+linear_cg = cg  # the torchsparsegradutils 0.2 name
+
 __all__ = [
+    "ConvergenceWarning",
+    "Preconditioner",
+    "SolveInfo",
     "__version__",
+    "bicgstab",
+    "block_jacobi",
+    "cg",
     "convert_coo_to_csr",
     "convert_coo_to_csr_indices_values",
+    "gmres",
+    "ic0",
+    "ilu0",
+    "jacobi",
+    "linear_cg",
+    "lsmr",
     "make_spd_sparse",
+    "minres",
     "poisson_2d",
     "poisson_3d",
     "rand_sparse",
@@ -30,7 +50,10 @@ __all__ = [
     "sparse_csc_tensor",
     "sparse_csr_tensor",
     "sparse_eye",
+    "sparse_generic_lstsq",
+    "sparse_generic_solve",
     "sparse_mm",
     "sparse_sampled_mm",
+    "sparse_triangular_solve",
     "stack_csr",
 ]

@@ -462,3 +462,39 @@ def attach_values(raw: torch.Tensor, values: torch.Tensor) -> torch.Tensor:
     if not values.requires_grad:
         return raw
     return from_values(Pattern.of(raw), values)
+
+
+def transpose(A: torch.Tensor) -> torch.Tensor:
+    """``A.mT`` in A's own layout (COO stays COO, CSR stays CSR), differentiable in O(nnz).
+
+    COO swaps its index rows (no reordering); CSR reorders its values by a stable sort of
+    the column indices and keeps A's index dtype.
+    """
+    values = values_of(A)
+    shape = (*A.shape[:-2], A.shape[-1], A.shape[-2])
+    if A.layout == COO:
+        indices = A._indices()
+        swapped = torch.cat([indices[:-2], indices[-1:], indices[-2:-1]])
+        raw = torch.sparse_coo_tensor(swapped, values.detach(), shape)
+        return attach_values(raw, values)
+    if A.layout != CSR:
+        raise TypeError(f"transpose: expected a COO or CSR tensor, got {A.layout}")
+    pattern = Pattern.of(A)
+    crow, col, perm = pattern.t.csr_form
+    assert perm is not None
+    dtype = A.crow_indices().dtype
+    if A.dim() == 3:  # unfold the block-diagonal transpose back into a batch
+        b, n, m = A.shape
+        nnz = A.col_indices().shape[-1]
+        batch = torch.arange(b, device=crow.device, dtype=torch.int64)[:, None]
+        heads = crow[:-1].to(torch.int64).reshape(b, m) - batch * nnz
+        tails = torch.full((b, 1), nnz, dtype=torch.int64, device=crow.device)
+        crow = torch.cat([heads, tails], dim=1)
+        col = col.to(torch.int64).reshape(b, nnz) - batch * n
+        values = values.index_select(0, perm).reshape(b, nnz)
+    else:
+        values = values.index_select(0, perm)
+    raw = torch.sparse_csr_tensor(
+        crow.to(dtype), col.to(dtype), values.detach(), shape, check_invariants=False
+    )
+    return attach_values(raw, values)

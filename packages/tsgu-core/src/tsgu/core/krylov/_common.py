@@ -1,0 +1,292 @@
+"""What every Krylov solver shares: operators, right-hand sides, stopping, reporting.
+
+Every solver works on a canonical block ``(*batch, n, k)``: the k columns of a multi-RHS
+solve (and the b items of a batched operator) advance together with batched dot products
+over the ``n`` axis; each column has its own scalars and its own stopping test, and a
+column that has converged (or broken down) is frozen rather than updated further.
+"""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, TypeAlias
+
+import torch
+
+from .._pattern import Pattern, _matmul_kernel
+from ..validation import COO, CSR, layout_name
+
+__all__ = ["ConvergenceWarning", "SolveInfo"]
+
+Operator: TypeAlias = torch.Tensor | Callable[[torch.Tensor], torch.Tensor]
+
+
+class ConvergenceWarning(UserWarning):
+    """A Krylov solve stopped before reaching its tolerance (iterations, residual, reason)."""
+
+
+@dataclass(frozen=True)
+class SolveInfo:
+    """How a Krylov solve stopped.
+
+    Attributes
+    ----------
+    converged : bool
+        Every column reached ``max(rtol * ||b||, atol)``.
+    iterations : int
+        Iterations run (for GMRES: inner iterations over all restart cycles).
+    residual_norm : torch.Tensor
+        Final residual norm per column: a scalar for a vector right-hand side, ``(k,)`` or
+        ``(b, k)`` otherwise. The solver's recurrence value (for LSMR: ``||Aᵀ r||``).
+    reason : str
+        ``"converged"``, ``"maxiter"`` or a description of a breakdown.
+    """
+
+    converged: bool
+    iterations: int
+    residual_norm: torch.Tensor
+    reason: str
+
+
+class LinearOperator:
+    """A matrix, sparse or dense, or matvec callables, acting on canonical blocks."""
+
+    def __init__(
+        self,
+        fn: str,
+        A: Operator,
+        rmatvec: Callable[[torch.Tensor], torch.Tensor] | None = None,
+    ) -> None:
+        self._rmatvec_user = rmatvec
+        self.rhs: RightHandSide | None = None  # set by RightHandSide: a callable needs b's shape
+        if isinstance(A, torch.Tensor):
+            if A.layout in (COO, CSR):
+                if A.dense_dim() != 0 or A.dim() not in (2, 3):
+                    raise ValueError(
+                        f"{fn}: A must be a 2D or batched 3D sparse matrix with scalar values, "
+                        f"got shape {tuple(A.shape)}"
+                    )
+                self._pattern: Pattern | None = Pattern.of(A)
+                raw = A._values() if A.layout == COO else A.values()
+                self._values = raw.detach().reshape(-1)
+            elif A.layout == torch.strided:
+                if A.dim() not in (2, 3):
+                    raise ValueError(
+                        f"{fn}: A must be 2D or batched 3D, got shape {tuple(A.shape)}"
+                    )
+                self._pattern = None
+                self._dense = A.detach()
+            else:
+                raise TypeError(
+                    f"{fn}: A must be a sparse COO/CSR tensor, a dense tensor or a callable, "
+                    f"got layout {layout_name(A.layout)}; convert with A.to_sparse_csr()"
+                )
+            self.shape = tuple(A.shape)
+            self.dtype: torch.dtype | None = A.dtype
+            self.device: torch.device | None = A.device
+            self._callable: Callable[[torch.Tensor], torch.Tensor] | None = None
+        elif callable(A):
+            self._pattern = None
+            self._callable = A
+            self.shape = ()  # unknown: a callable is checked through what it returns
+            self.dtype = None
+            self.device = None
+        else:
+            raise TypeError(
+                f"{fn}: A must be a torch.Tensor (sparse or dense) or a callable, "
+                f"got {type(A).__name__}"
+            )
+
+    @property
+    def batched(self) -> bool | None:
+        """True or False for a matrix; None for a callable (b's shape decides)."""
+        return len(self.shape) == 3 if self.shape else None
+
+    def _sparse(self, pattern: Pattern, X: torch.Tensor) -> torch.Tensor:
+        k = X.shape[-1]
+        out = _matmul_kernel(pattern, self._values, X.reshape(-1, k))
+        return out.reshape(*X.shape[:-2], -1, k)
+
+    def matvec(self, X: torch.Tensor) -> torch.Tensor:
+        """``A @ X`` for a canonical block X."""
+        if self._callable is not None:
+            assert self.rhs is not None
+            return self.rhs.canonical(self._callable(self.rhs.user(X)))
+        if self._pattern is not None:
+            return self._sparse(self._pattern, X)
+        return self._dense @ X
+
+    def rmatvec(self, X: torch.Tensor) -> torch.Tensor:
+        """``A^T @ X`` for a canonical block X."""
+        if self._callable is not None:
+            assert self._rmatvec_user is not None and self.rhs is not None
+            return self.rhs.canonical(self._rmatvec_user(self.rhs.user(X)))
+        if self._pattern is not None:
+            return self._sparse(self._pattern.t, X)
+        return self._dense.mT @ X
+
+
+class RightHandSide:
+    """b in canonical ``(*batch, n, k)`` form, and the way back to the caller's shape.
+
+    A vector is ``(n,)`` (or ``(b, n)`` for a batched operator) and becomes one column.
+    """
+
+    def __init__(self, fn: str, b: object, op: LinearOperator) -> None:
+        if not isinstance(b, torch.Tensor):
+            raise TypeError(f"{fn}: b must be a torch.Tensor, got {type(b).__name__}")
+        if b.layout != torch.strided:
+            raise TypeError(
+                f"{fn}: b must be a dense (strided) tensor, got layout {layout_name(b.layout)}; "
+                "convert with b.to_dense()"
+            )
+        if op.batched is None:
+            allowed: tuple[int, ...] = (1, 2, 3)
+            expect = "(n,), (n, k) or (b, n, k)"
+        elif op.batched:
+            allowed, expect = (2, 3), "(b, n) or (b, n, k) for a batched A"
+        else:
+            allowed, expect = (1, 2), "(n,) or (n, k)"
+        if b.dim() not in allowed:
+            raise ValueError(f"{fn}: b must have shape {expect}, got {tuple(b.shape)}")
+        if not b.is_floating_point():
+            raise ValueError(f"{fn}: b must have a floating-point dtype, got {b.dtype}")
+        self.vector = b.dim() == allowed[0]
+        self.user_shape = tuple(b.shape)
+        self.block = b.detach().unsqueeze(-1) if self.vector else b.detach()
+        op.rhs = self
+
+    @property
+    def n(self) -> int:
+        return self.block.shape[-2]
+
+    def canonical(self, x: torch.Tensor) -> torch.Tensor:
+        """A tensor in the caller's shape (vector or block) as a canonical block."""
+        return x.unsqueeze(-1) if self.vector else x
+
+    def user(self, X: torch.Tensor) -> torch.Tensor:
+        """A canonical block in the caller's shape."""
+        return X.squeeze(-1) if self.vector else X
+
+    def norms(self, X: torch.Tensor) -> torch.Tensor:
+        return torch.linalg.vector_norm(X, dim=-2)
+
+    def report(self, norms: torch.Tensor) -> torch.Tensor:
+        return norms.squeeze(-1) if self.vector else norms
+
+
+def per_column(v: torch.Tensor) -> torch.Tensor:
+    """Per-column scalars ``(*batch, k)`` broadcast over a block ``(*batch, n, k)``."""
+    return v.unsqueeze(-2)
+
+
+def dot(X: torch.Tensor, Y: torch.Tensor) -> torch.Tensor:
+    """Column-wise inner products of two canonical blocks: ``(*batch, k)``."""
+    return (X * Y).sum(dim=-2)
+
+
+def as_preconditioner(
+    fn: str, M: Operator | None, rhs: RightHandSide
+) -> Callable[[torch.Tensor], torch.Tensor]:
+    """``M`` (approximating A⁻¹: a tensor, sparse or dense, or a callable) on canonical blocks."""
+    if M is None:
+        return lambda X: X
+    matmat = getattr(M, "matmat", None)  # tsgu.core's preconditioners act on blocks
+    if callable(matmat):
+        return matmat
+    if isinstance(M, torch.Tensor):
+        op = LinearOperator(fn, M)
+        op.rhs = rhs
+        return op.matvec
+    if callable(M):
+        return lambda X: rhs.canonical(M(rhs.user(X)))
+    raise TypeError(f"{fn}: M must be a tensor or a callable, got {type(M).__name__}")
+
+
+def resolve_rtol(fn: str, rtol: float, tol: float | None) -> float:
+    """``tol`` is the pre-1.12 SciPy (and torchsparsegradutils 0.2 README) name of ``rtol``."""
+    if tol is not None:
+        return tol
+    if rtol < 0:
+        raise ValueError(f"{fn}: rtol must be non-negative, got {rtol}")
+    return rtol
+
+
+def check_system(
+    fn: str, op: LinearOperator, rhs: RightHandSide, x0: torch.Tensor | None, square: bool = True
+) -> None:
+    """Shapes, dtypes and devices of A, b and x0 agree (raises before any work)."""
+    if op.shape:
+        rows = op.shape[-2]
+        if square and op.shape[-1] != rows:
+            raise ValueError(f"{fn}: A must be square, got shape {op.shape}")
+        if rhs.n != rows:
+            raise ValueError(
+                f"{fn}: b must have {rows} rows to match A of shape {op.shape}, "
+                f"got shape {rhs.user_shape}"
+            )
+        if op.batched and rhs.block.shape[0] != op.shape[0]:
+            raise ValueError(
+                f"{fn}: batch sizes must match, got {op.shape[0]} for A and "
+                f"{rhs.block.shape[0]} for b"
+            )
+    if op.dtype is not None:
+        if op.dtype not in (torch.float32, torch.float64):
+            raise ValueError(f"{fn}: A must have dtype float32 or float64, got {op.dtype}")
+        if op.dtype != rhs.block.dtype:
+            raise ValueError(
+                f"{fn}: A and b must have the same dtype, got {op.dtype} and {rhs.block.dtype}"
+            )
+        if op.device != rhs.block.device:
+            raise ValueError(
+                f"{fn}: A and b must be on the same device, got {op.device} and {rhs.block.device}"
+            )
+    if x0 is not None:
+        if not isinstance(x0, torch.Tensor):
+            raise TypeError(f"{fn}: x0 must be a torch.Tensor, got {type(x0).__name__}")
+        expected = list(rhs.user_shape)
+        if op.shape:  # x has A's column count in place of b's row count
+            expected[-1 if rhs.vector else -2] = op.shape[-1]
+        if tuple(x0.shape) != tuple(expected):
+            raise ValueError(f"{fn}: x0 must have shape {tuple(expected)}, got {tuple(x0.shape)}")
+
+
+def default_maxiter(maxiter: int | None, n: int, factor: int) -> int:
+    """``factor * n`` unless given (SciPy's defaults: cg and bicgstab 10n, minres 5n)."""
+    if maxiter is None:
+        return max(factor * n, 1)
+    if maxiter < 0:
+        raise ValueError(f"maxiter must be non-negative, got {maxiter}")
+    return maxiter
+
+
+def finish(
+    fn: str,
+    rhs: RightHandSide,
+    X: torch.Tensor,
+    converged: torch.Tensor,
+    iterations: int,
+    residual: torch.Tensor,
+    reason: str,
+    return_info: bool,
+) -> Any:
+    """Return x (and the SolveInfo); warn with the numbers when it did not converge."""
+    all_converged = bool(converged.all())
+    if all_converged:
+        reason = "converged"
+    report = rhs.report(residual)
+    if not all_converged:
+        worst = float(residual.max()) if residual.numel() else float("nan")
+        warnings.warn(
+            f"{fn} did not converge: {reason} after {iterations} iterations, "
+            f"largest residual norm {worst:.3e} "
+            f"({int((~converged).sum())} of {converged.numel()} columns unconverged)",
+            ConvergenceWarning,
+            stacklevel=3,  # the caller of the solver
+        )
+    x = rhs.user(X)
+    if return_info:
+        return x, SolveInfo(all_converged, iterations, report, reason)
+    return x

@@ -1,0 +1,153 @@
+"""Preconditioned conjugate gradients for symmetric positive definite systems."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import torch
+
+from ._common import (
+    LinearOperator,
+    Operator,
+    RightHandSide,
+    as_preconditioner,
+    check_system,
+    default_maxiter,
+    dot,
+    finish,
+    per_column,
+    resolve_rtol,
+)
+
+__all__ = ["cg"]
+
+
+def cg(
+    A: Operator,
+    b: torch.Tensor,
+    x0: torch.Tensor | None = None,
+    *,
+    rtol: float = 1e-5,
+    atol: float = 0.0,
+    maxiter: int | None = None,
+    M: Operator | None = None,
+    callback: Callable[[torch.Tensor], Any] | None = None,
+    return_info: bool = False,
+    tol: float | None = None,
+) -> Any:
+    """Solve ``A x = b`` for symmetric positive definite ``A`` by conjugate gradients.
+
+    Hestenes and Stiefel (1952), preconditioned. Columns of a multi-RHS ``b`` (and items of
+    a batched ``A``) iterate together with batched dot products; each column has its own
+    step sizes and stopping test.
+
+    Parameters
+    ----------
+    A : torch.Tensor or callable
+        Sparse COO/CSR or dense ``(n, n)`` or ``(b, n, n)``, or a callable ``A(x)`` taking
+        and returning tensors shaped like ``b``.
+    b : torch.Tensor
+        ``(n,)``, ``(n, k)``, or ``(b, n)``/``(b, n, k)`` for a batched ``A``.
+    x0 : torch.Tensor, optional
+        Initial guess shaped like ``b`` (default zeros).
+    rtol, atol : float
+        Stop a column when ``||r|| <= max(rtol * ||b||, atol)`` (SciPy's test).
+    maxiter : int, optional
+        Default ``10 * n``, as SciPy.
+    M : torch.Tensor or callable, optional
+        Preconditioner approximating ``A⁻¹`` (SPD): a tensor applied as ``M @ r`` or a
+        callable ``M(r)``, e.g. from :func:`tsgu.core.jacobi` or :func:`tsgu.core.ic0`.
+    callback : callable, optional
+        Called as ``callback(x)`` after every iteration.
+    return_info : bool
+        Also return a :class:`SolveInfo`.
+    tol : float, optional
+        Old name of ``rtol`` (SciPy before 1.12, torchsparsegradutils 0.2's README).
+
+    Returns
+    -------
+    x : torch.Tensor
+        Shaped like ``b``.
+    info : SolveInfo
+        Only with ``return_info=True``.
+
+    Warns
+    -----
+    ConvergenceWarning
+        When a column has not converged after ``maxiter`` iterations, or when
+        ``pᵀ A p <= 0`` (A is not positive definite): the iterations and residual are in
+        the message, and x is the last finite iterate, never NaN.
+
+    Raises
+    ------
+    TypeError
+        ``A``, ``b``, ``x0`` or ``M`` of the wrong type.
+    ValueError
+        Shapes, dtypes or devices that do not match; a negative ``rtol`` or ``maxiter``.
+
+    Notes
+    -----
+    Like ``scipy.sparse.linalg.cg`` (same stopping test and defaults), but for blocks of
+    right-hand sides and batches of matrices, on CPU or CUDA, and without gradients: use
+    :func:`tsgu.core.sparse_generic_solve` with ``solve="cg"`` to differentiate a solve.
+
+    Examples
+    --------
+    >>> import torch
+    >>> from tsgu.core import cg, poisson_2d
+    >>> A = poisson_2d(8)
+    >>> b = torch.ones(64, dtype=torch.float64)
+    >>> x, info = cg(A, b, rtol=1e-10, return_info=True)
+    >>> info.converged, bool(torch.allclose(A @ x, b))
+    (True, True)
+    """
+    with torch.no_grad():  # no graph through the iterations
+        fn = "cg"
+        op = LinearOperator(fn, A)
+        rhs = RightHandSide(fn, b, op)
+        check_system(fn, op, rhs, x0)
+        rtol = resolve_rtol(fn, rtol, tol)
+        maxiter = default_maxiter(maxiter, rhs.n, 10)
+        precond = as_preconditioner(fn, M, rhs)
+
+        B = rhs.block
+        X = torch.zeros_like(B) if x0 is None else rhs.canonical(x0.detach()).clone()
+        R = B - op.matvec(X) if x0 is not None else B.clone()
+        threshold = torch.clamp(rtol * rhs.norms(B), min=atol)
+        rnorm = rhs.norms(R)
+        active = rnorm > threshold
+        Z = precond(R)
+        P = Z.clone()
+        rz = dot(R, Z)
+        reason = "maxiter"
+        iterations = 0
+        while iterations < maxiter and bool(active.any()):
+            AP = op.matvec(P)
+            pAp = dot(P, AP)
+            broken = active & ~(pAp > 0)
+            if bool(broken.any()):
+                reason = "breakdown: pᵀAp <= 0 (A or M is not positive definite)"
+                active = active & ~broken
+            alpha = torch.where(active, rz / pAp, 0.0)
+            X_new = X + per_column(alpha) * P
+            R_new = R - per_column(alpha) * AP
+            rnorm_new = rhs.norms(R_new)
+            finite = torch.isfinite(rnorm_new)
+            if not bool(finite.all()):
+                reason = "breakdown: non-finite residual"
+                active = active & finite
+            keep = per_column(active)
+            X = torch.where(keep, X_new, X)
+            R = torch.where(keep, R_new, R)
+            rnorm = torch.where(active, rnorm_new, rnorm)
+            active = active & (rnorm > threshold)
+            Z = precond(R)
+            rz_new = dot(R, Z)
+            beta = torch.where(active, rz_new / rz, 0.0)
+            P = Z + per_column(beta) * P
+            rz = rz_new
+            iterations += 1
+            if callback is not None:
+                callback(rhs.user(X))
+        return finish(fn, rhs, X, rnorm <= threshold, iterations, rnorm, reason, return_info)

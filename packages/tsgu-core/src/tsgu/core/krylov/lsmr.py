@@ -1,0 +1,226 @@
+"""LSMR for least-squares problems ``min ||A x - b||`` (and square systems)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import torch
+
+from ._common import (
+    LinearOperator,
+    Operator,
+    RightHandSide,
+    check_system,
+    finish,
+    per_column,
+)
+
+__all__ = ["lsmr"]
+
+
+def lsmr(
+    A: Operator,
+    b: torch.Tensor,
+    x0: torch.Tensor | None = None,
+    *,
+    damp: float = 0.0,
+    atol: float = 1e-6,
+    btol: float = 1e-6,
+    conlim: float = 1e8,
+    maxiter: int | None = None,
+    rmatvec: Callable[[torch.Tensor], torch.Tensor] | None = None,
+    callback: Callable[[torch.Tensor], Any] | None = None,
+    return_info: bool = False,
+) -> Any:
+    """Solve ``min ||A x - b||`` (or ``min ||A x - b||² + damp² ||x||²``) by LSMR.
+
+    Fong and Saunders (2011), "LSMR: An iterative algorithm for sparse least-squares
+    problems": MINRES applied to the normal equations through Golub–Kahan
+    bidiagonalisation, without forming ``Aᵀ A``. For a consistent system it returns the
+    solution; for an underdetermined one, from ``x0 = 0``, the minimum-norm solution.
+
+    Parameters
+    ----------
+    A : torch.Tensor or callable
+        Sparse COO/CSR or dense ``(m, n)`` or ``(b, m, n)``, or a callable ``A(x)`` (then
+        ``rmatvec``, computing ``Aᵀ y``, is required).
+    b : torch.Tensor
+        ``(m,)``, ``(m, k)``, or ``(b, m)``/``(b, m, k)`` for a batched ``A``.
+    x0 : torch.Tensor, optional
+        Initial guess, ``n`` rows (default zeros).
+    damp : float
+        Damping (Tikhonov) factor.
+    atol, btol : float
+        SciPy's stopping tolerances: stop when ``||r|| <= btol ||b|| + atol ||A|| ||x||``
+        (a consistent system) or ``||Aᵀ r|| <= atol ||A|| ||r||`` (a least-squares
+        solution).
+    conlim : float
+        Stop when the estimate of ``cond(A)`` exceeds it (reported as not converged).
+    maxiter : int, optional
+        Default ``min(m, n)``, as SciPy.
+    rmatvec : callable, optional
+        ``Aᵀ y`` for a callable ``A``.
+    callback : callable, optional
+        Called as ``callback(x)`` after every iteration.
+    return_info : bool
+        Also return a :class:`SolveInfo` (``residual_norm``: the estimate of ``||b - A x||``).
+
+    Returns
+    -------
+    x : torch.Tensor
+        ``(n,)``, ``(n, k)`` or batched.
+    info : SolveInfo
+        Only with ``return_info=True``.
+
+    Warns
+    -----
+    ConvergenceWarning
+        When a column stops on ``maxiter`` or ``conlim``.
+
+    Raises
+    ------
+    TypeError, ValueError
+        As in :func:`tsgu.core.cg`; a callable ``A`` without ``rmatvec``.
+
+    Notes
+    -----
+    Follows ``scipy.sparse.linalg.lsmr`` (same tolerances and stopping rules), for blocks
+    of right-hand sides (each column with its own scalars) and batches of matrices.
+
+    Examples
+    --------
+    >>> import torch
+    >>> from tsgu.core import lsmr
+    >>> A = torch.tensor([[1.0, 0.0], [0.0, 1.0], [1.0, 1.0]], dtype=torch.float64)
+    >>> b = torch.tensor([1.0, 2.0, 4.0], dtype=torch.float64)
+    >>> lsmr(A.to_sparse_csr(), b, atol=1e-12, btol=1e-12)
+    tensor([1.3333, 2.3333], dtype=torch.float64)
+    """
+    with torch.no_grad():  # no graph through the iterations
+        fn = "lsmr"
+        op = LinearOperator(fn, A, rmatvec)
+        rhs = RightHandSide(fn, b, op)
+        if op.shape == () and rmatvec is None:
+            raise ValueError(f"{fn}: a callable A needs rmatvec (computing A^T y)")
+        check_system(fn, op, rhs, x0, square=False)
+        B = rhs.block
+
+        U = B - op.matvec(rhs.canonical(x0.detach())) if x0 is not None else B.clone()
+        beta = rhs.norms(U)
+        U = U / per_column(torch.where(beta > 0, beta, 1.0))
+        Vv = op.rmatvec(U)
+        n = Vv.shape[-2]
+        if maxiter is None:
+            maxiter = max(min(rhs.n, n), 1)
+        X = torch.zeros_like(Vv) if x0 is None else rhs.canonical(x0.detach()).clone()
+        alpha = rhs.norms(Vv)
+        Vv = Vv / per_column(torch.where(alpha > 0, alpha, 1.0))
+
+        one = torch.ones_like(beta)
+        zero = torch.zeros_like(beta)
+        # Bidiagonalisation and rotation state (Fong & Saunders, Algorithm 1).
+        zetabar, alphabar = alpha * beta, alpha.clone()
+        rho, rhobar, cbar, sbar = one.clone(), one.clone(), one.clone(), zero.clone()
+        Hh, Hbar = Vv.clone(), torch.zeros_like(Vv)
+        # Estimates of ||r||, ||A||, cond(A) (Fong & Saunders, section 4).
+        betadd, betad, rhodold, tautildeold, thetatilde, zeta, d = (
+            beta.clone(),
+            zero.clone(),
+            one.clone(),
+            zero.clone(),
+            zero.clone(),
+            zero.clone(),
+            zero.clone(),
+        )
+        normA2 = alpha**2
+        maxrbar, minrbar = zero.clone(), torch.full_like(beta, 1e100)
+        normb = beta.clone()
+        normr = beta.clone()
+        normar = alpha * beta
+        ctol = 1.0 / conlim if conlim > 0 else 0.0
+        # A zero b or a zero Aᵀ b: x = 0 solves it.
+        active = normar > 0
+        converged = ~active
+        ill = torch.zeros_like(active)
+        iterations = 0
+        while iterations < maxiter and bool(active.any()):
+            iterations += 1
+            U = op.matvec(Vv) - per_column(alpha) * U
+            beta = rhs.norms(U)
+            U = U / per_column(torch.where(beta > 0, beta, 1.0))
+            Vv = op.rmatvec(U) - per_column(beta) * Vv
+            alpha = rhs.norms(Vv)
+            Vv = Vv / per_column(torch.where(alpha > 0, alpha, 1.0))
+
+            alphahat = torch.hypot(alphabar, torch.full_like(alphabar, damp))
+            chat = alphabar / alphahat
+            shat = damp / alphahat
+            rhoold = rho
+            rho = torch.hypot(alphahat, beta)
+            c, s = alphahat / rho, beta / rho
+            thetanew = s * alpha
+            alphabar = c * alpha
+            rhobarold, zetaold = rhobar, zeta
+            thetabar = sbar * rho
+            rhotemp = cbar * rho
+            rhobar = torch.hypot(cbar * rho, thetanew)
+            cbar = cbar * rho / rhobar
+            sbar = thetanew / rhobar
+            zeta = cbar * zetabar
+            zetabar = -sbar * zetabar
+
+            Hbar = Hh - per_column(thetabar * rho / (rhoold * rhobarold)) * Hbar
+            X_new = X + per_column(zeta / (rho * rhobar)) * Hbar
+            Hh = Vv - per_column(thetanew / rho) * Hh
+
+            betaacute = chat * betadd
+            betacheck = -shat * betadd
+            betahat = c * betaacute
+            betadd = -s * betaacute
+            thetatildeold = thetatilde
+            rhotildeold = torch.hypot(rhodold, thetabar)
+            ctildeold = rhodold / rhotildeold
+            stildeold = thetabar / rhotildeold
+            thetatilde = stildeold * rhobar
+            rhodold = ctildeold * rhobar
+            betad = -stildeold * betad + ctildeold * betahat
+            tautildeold = (zetaold - thetatildeold * tautildeold) / rhotildeold
+            taud = (zeta - thetatilde * tautildeold) / rhodold
+            d = d + betacheck**2
+            normr_new = torch.sqrt(d + (betad - taud) ** 2 + betadd**2)
+            normA2 = normA2 + beta**2
+            normA = torch.sqrt(normA2)
+            normA2 = normA2 + alpha**2
+            maxrbar = torch.maximum(maxrbar, rhobarold)
+            if iterations > 1:
+                minrbar = torch.minimum(minrbar, rhobarold)
+            condA = torch.maximum(maxrbar, rhotemp) / torch.minimum(minrbar, rhotemp)
+
+            finite = torch.isfinite(normr_new) & torch.isfinite(X_new).all(dim=-2)
+            update = active & finite
+            X = torch.where(per_column(update), X_new, X)
+            normr = torch.where(update, normr_new, normr)
+            normar = torch.where(update, zetabar.abs(), normar)
+            normx = rhs.norms(X)
+            # SciPy's tests: 1 a consistent system, 2 a least-squares solution, 3 cond(A).
+            test1 = normr / normb
+            test2 = normar / torch.where(normA * normr > 0, normA * normr, 1.0)
+            test3 = 1.0 / condA
+            rtol1 = btol + atol * normA * normx / normb
+            t1 = test1 / (1 + normA * normx / normb)
+            stop_ok = (test1 <= rtol1) | (test2 <= atol) | (1 + t1 <= 1) | (1 + test2 <= 1)
+            stop_ok = stop_ok | (normA * normr == 0)
+            stop_ill = (test3 <= ctol) | (1 + test3 <= 1)
+            converged = converged | (update & stop_ok)
+            ill = ill | (update & ~stop_ok & stop_ill)
+            active = update & ~stop_ok & ~stop_ill
+            if callback is not None:
+                callback(rhs.user(X))
+        if bool(ill.any()):
+            reason = "cond(A) exceeds conlim"
+        elif bool((~converged & ~active).any()):  # stopped neither converged nor by maxiter
+            reason = "breakdown: non-finite iterate"
+        else:
+            reason = "maxiter"
+        return finish(fn, rhs, X, converged, iterations, normr, reason, return_info)

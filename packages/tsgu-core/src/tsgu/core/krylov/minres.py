@@ -1,0 +1,164 @@
+"""MINRES for symmetric (possibly indefinite) systems."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import torch
+
+from ._common import (
+    LinearOperator,
+    Operator,
+    RightHandSide,
+    as_preconditioner,
+    check_system,
+    default_maxiter,
+    dot,
+    finish,
+    per_column,
+    resolve_rtol,
+)
+
+__all__ = ["minres"]
+
+
+def minres(
+    A: Operator,
+    b: torch.Tensor,
+    x0: torch.Tensor | None = None,
+    *,
+    rtol: float = 1e-5,
+    atol: float = 0.0,
+    maxiter: int | None = None,
+    M: Operator | None = None,
+    callback: Callable[[torch.Tensor], Any] | None = None,
+    return_info: bool = False,
+    tol: float | None = None,
+) -> Any:
+    """Solve ``A x = b`` for symmetric ``A`` (definite or indefinite) by MINRES.
+
+    Paige and Saunders (1975), "Solution of sparse indefinite systems of linear
+    equations": Lanczos tridiagonalisation with a QR update that minimises ``||r||`` over
+    the Krylov space.
+
+    Parameters
+    ----------
+    A, b, x0, rtol, atol, callback, return_info, tol
+        As in :func:`tsgu.core.cg`; ``A`` must be symmetric (not necessarily definite).
+    maxiter : int, optional
+        Default ``5 * n``, as SciPy.
+    M : torch.Tensor or callable, optional
+        Symmetric positive definite preconditioner approximating ``A⁻¹``.
+
+    Returns
+    -------
+    x : torch.Tensor
+        Shaped like ``b``.
+    info : SolveInfo
+        Only with ``return_info=True``; ``residual_norm`` is MINRES's recurrence estimate of
+        ``||r||`` (its M⁻¹-norm when preconditioned).
+
+    Warns
+    -----
+    ConvergenceWarning
+        When a column has not converged; x is then the last finite iterate.
+
+    Raises
+    ------
+    TypeError, ValueError
+        As in :func:`tsgu.core.cg`; also when ``M`` is not positive definite.
+
+    Notes
+    -----
+    Stops a column when the residual estimate falls to ``max(rtol * ||b||, atol)``, the
+    test of :func:`tsgu.core.cg`. ``scipy.sparse.linalg.minres`` stops earlier, on
+    ``||r|| <= rtol (||A|| ||x|| + ||b||)``; give a smaller ``rtol`` here for the same
+    final residual. Columns of a multi-RHS ``b`` iterate together.
+
+    Examples
+    --------
+    >>> import torch
+    >>> from tsgu.core import minres
+    >>> A = torch.tensor([[1.0, 2.0], [2.0, -3.0]], dtype=torch.float64)  # indefinite
+    >>> x = minres(A, torch.tensor([5.0, -4.0], dtype=torch.float64), rtol=1e-12)
+    >>> x
+    tensor([1., 2.], dtype=torch.float64)
+    """
+    with torch.no_grad():  # no graph through the iterations
+        fn = "minres"
+        op = LinearOperator(fn, A)
+        rhs = RightHandSide(fn, b, op)
+        check_system(fn, op, rhs, x0)
+        rtol = resolve_rtol(fn, rtol, tol)
+        maxiter = default_maxiter(maxiter, rhs.n, 5)
+        precond = as_preconditioner(fn, M, rhs)
+
+        B = rhs.block
+        X = torch.zeros_like(B) if x0 is None else rhs.canonical(x0.detach()).clone()
+        R1 = B - op.matvec(X) if x0 is not None else B.clone()
+        Y = precond(R1)
+        beta1_sq = dot(R1, Y)
+        if bool((beta1_sq < 0).any()):
+            raise ValueError(f"{fn}: M must be positive definite (found rᵀ M r < 0)")
+        beta1 = torch.sqrt(beta1_sq)
+        threshold = torch.clamp(rtol * torch.sqrt(dot(B, precond(B))), min=atol)
+        phibar = beta1.clone()
+        active = phibar > threshold
+        safe = torch.ones_like(beta1)
+        zeros = torch.zeros_like(beta1)
+        tiny = torch.finfo(B.dtype).eps
+
+        R2 = R1.clone()
+        W = torch.zeros_like(B)
+        W2 = torch.zeros_like(B)
+        beta, oldb = beta1.clone(), zeros.clone()
+        dbar, epsln = zeros.clone(), zeros.clone()
+        cs, sn = -torch.ones_like(beta1), zeros.clone()
+        reason = "maxiter"
+        iterations = 0
+        while iterations < maxiter and bool(active.any()):
+            # Lanczos step: v = y / beta; y = A v - (beta/oldb) r1 - (alfa/beta) r2
+            inv_beta = 1.0 / torch.where(beta > 0, beta, safe)
+            V = per_column(inv_beta) * Y
+            Y = op.matvec(V)
+            if iterations > 0:
+                Y = Y - per_column(beta / torch.where(oldb > 0, oldb, safe)) * R1
+            alfa = dot(V, Y)
+            Y = Y - per_column(alfa * inv_beta) * R2
+            R1, R2 = R2, Y
+            Y = precond(R2)
+            oldb = beta
+            beta_sq = dot(R2, Y)
+            beta = torch.sqrt(torch.clamp(beta_sq, min=0.0))
+            # QR step: the previous rotation on the new column, then a new rotation.
+            oldeps = epsln
+            delta = cs * dbar + sn * alfa
+            gbar = sn * dbar - cs * alfa
+            epsln = sn * beta
+            dbar = -cs * beta
+            gamma = torch.clamp(torch.hypot(gbar, beta), min=tiny)
+            cs = gbar / gamma
+            sn = beta / gamma
+            phi = cs * phibar
+            phibar_new = sn * phibar
+            W1, W2 = W2, W
+            W = (V - per_column(oldeps) * W1 - per_column(delta) * W2) * per_column(1.0 / gamma)
+            X_new = X + per_column(phi) * W
+            finite = torch.isfinite(phibar_new) & torch.isfinite(X_new).all(dim=-2)
+            if bool((active & ~finite).any()):
+                reason = "breakdown: non-finite iterate"
+            update = active & finite
+            X = torch.where(per_column(update), X_new, X)
+            phibar = torch.where(update, phibar_new, phibar)
+            # beta = 0: the Krylov space is exhausted and the solution exact.
+            active = update & (phibar > threshold) & (beta > 0)
+            iterations += 1
+            if callback is not None:
+                callback(rhs.user(X))
+        converged = phibar <= threshold
+        if not bool(converged.all()):
+            # An exhausted Krylov space ends the column; its true residual decides.
+            true = rhs.norms(B - op.matvec(X))
+            converged = converged | (true <= torch.clamp(rtol * rhs.norms(B), min=atol))
+        return finish(fn, rhs, X, converged, iterations, phibar, reason, return_info)
