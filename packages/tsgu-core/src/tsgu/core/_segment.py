@@ -212,7 +212,10 @@ class Cells:
         elif A.is_coalesced():
             self.row_offsets = _compress(pattern.rows, nrows, torch.int64)
         else:
-            key = pattern.linear_index()
+            indices = A._indices()
+            key = indices[-2] * self.m + indices[-1]  # row-major position (int64)
+            if indices.shape[0] == 3:
+                key = key + indices[0] * (self.n * self.m)
             if key.numel() < 2 or bool((key[1:] > key[:-1]).all()):
                 # row-major without duplicates: as good as coalesced, without the sort
                 self.row_offsets = _compress(pattern.rows, nrows, torch.int64)
