@@ -194,6 +194,15 @@ def test_empty_matrix():
     assert torch.all(tc.sparse_logsumexp(A.to_sparse_csr(), 0, include_zeros=False) == -math.inf)
 
 
+def test_dim_takes_integer_like_values():
+    np = pytest.importorskip("numpy")
+    A = to_layout(torch.randn(4, 3, generator=generator(6), dtype=torch.float64), torch.sparse_csr)
+    expected = tc.sparse_logsumexp(A, 1)
+    for dim in (np.int64(1), torch.tensor(1), [np.int32(-1)]):
+        assert torch.equal(tc.sparse_logsumexp(A, dim), expected)
+    assert torch.equal(tc.sparse_logsumexp(A, torch.Size([0, 1])), tc.sparse_logsumexp(A, (0, 1)))
+
+
 def test_no_gradient_work_when_input_needs_none():
     A = to_layout(torch.eye(3), torch.sparse_csr)
     assert tc.sparse_logsumexp(A, 1).grad_fn is None
@@ -279,6 +288,8 @@ _AB = torch.stack([_A.to_dense()] * 2).to_sparse()
         (lambda: tc.sparse_logsumexp(_A.long(), 1), ValueError, "float32 or float64"),
         (lambda: tc.sparse_logsumexp(_A, 1.0), TypeError, "dim must be an int or a sequence"),
         (lambda: tc.sparse_logsumexp(_A, "1"), TypeError, "dim must be an int or a sequence"),
+        (lambda: tc.sparse_logsumexp(_A, True), TypeError, "dim must be an int or a sequence"),
+        (lambda: tc.sparse_logsumexp(_A, [0, 1.0]), TypeError, "dim must be an int or a sequence"),
         (lambda: tc.sparse_logsumexp(_A, 2), ValueError, r"dim must be in \[-2, 1\]"),
         (lambda: tc.sparse_logsumexp(_A, [0, -3]), ValueError, r"dim must be in \[-2, 1\]"),
         (lambda: tc.sparse_logsumexp(_A, []), ValueError, "at least one dimension"),

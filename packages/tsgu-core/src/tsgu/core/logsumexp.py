@@ -183,7 +183,7 @@ def sparse_logsumexp(
     >>> sparse_logsumexp(x, dim=1, include_zeros=False)
     tensor([1.0000, 3.3133,   -inf])
     >>> sparse_logsumexp(x, dim=[0, 1], keepdim=True)
-    tensor([[3.6265]])
+    tensor([[3.5889]])
     """
     fn = "sparse_logsumexp"
     A = check_input(fn, input)
