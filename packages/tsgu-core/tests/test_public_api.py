@@ -31,14 +31,18 @@ EXPECTED = {
     "poisson_3d",
     "rand_sparse",
     "rand_sparse_tri",
+    "sparse_bidir_logsumexp",
     "sparse_block_diag",
     "sparse_block_diag_split",
     "sparse_coo_tensor",
     "sparse_csc_tensor",
     "sparse_csr_tensor",
     "sparse_eye",
+    "sparse_log_softmax",
+    "sparse_logsumexp",
     "sparse_mm",
     "sparse_sampled_mm",
+    "sparse_softmax",
     "stack_csr",
 }
 

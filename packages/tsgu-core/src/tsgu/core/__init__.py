@@ -9,12 +9,14 @@ from .constructors import sparse_coo_tensor, sparse_csc_tensor, sparse_csr_tenso
 from .conversion import convert_coo_to_csr, convert_coo_to_csr_indices_values, stack_csr
 from .eye import sparse_eye
 from .krylov import ConvergenceWarning, SolveInfo, bicgstab, cg, gmres, lsmr, minres
+from .logsumexp import sparse_bidir_logsumexp, sparse_logsumexp
 from .lstsq import sparse_generic_lstsq
 from .matmul import sparse_mm
 from .poisson import poisson_2d, poisson_3d
 from .preconditioners import Preconditioner, block_jacobi, ic0, ilu0, jacobi
 from .random_sparse import make_spd_sparse, rand_sparse, rand_sparse_tri
 from .sampled import sparse_sampled_mm
+from .softmax import sparse_log_softmax, sparse_softmax
 from .solve import sparse_generic_solve
 from .triangular import sparse_triangular_solve
 
@@ -44,6 +46,7 @@ __all__ = [
     "poisson_3d",
     "rand_sparse",
     "rand_sparse_tri",
+    "sparse_bidir_logsumexp",
     "sparse_block_diag",
     "sparse_block_diag_split",
     "sparse_coo_tensor",
@@ -52,8 +55,11 @@ __all__ = [
     "sparse_eye",
     "sparse_generic_lstsq",
     "sparse_generic_solve",
+    "sparse_log_softmax",
+    "sparse_logsumexp",
     "sparse_mm",
     "sparse_sampled_mm",
+    "sparse_softmax",
     "sparse_triangular_solve",
     "stack_csr",
 ]
