@@ -434,7 +434,13 @@ def values_of(A: torch.Tensor, pattern: Pattern | None = None) -> torch.Tensor:
 
     The gradient that flows back to ``A`` is sparse, with A's layout and index tensors.
     ``pattern`` (``Pattern.of(A)``) is built here when not given and a gradient is needed.
+    When A was built by :func:`from_values` (tsgu's constructors), its values tensor is
+    returned directly: gradients then meet on the dense values, never as sparse tensors
+    (torch 2.13 corrupts the sum of two batched CSR gradients), and two Functions are saved.
     """
+    source: torch.Tensor | None = getattr(A, "_tsgu_values", None)
+    if source is not None:
+        return source.reshape(-1)
     if not A.requires_grad:
         return _raw_values(A).reshape(-1)
     out: torch.Tensor = _ValuesOf.apply(A, pattern if pattern is not None else Pattern.of(A))
@@ -450,6 +456,7 @@ def from_values(pattern: Pattern, values: torch.Tensor) -> torch.Tensor:
     if not values.requires_grad:
         return _build(pattern, values)
     out: torch.Tensor = _FromValues.apply(pattern, values)
+    out._tsgu_values = values  # type: ignore[attr-defined]  # read by values_of
     return out
 
 
