@@ -230,11 +230,16 @@ def _fmt(value: Any, unit: str) -> str:
 
 @dataclass
 class Column:
-    """A result column: ``key`` in the child's dict, a header, and a unit (s, B, x or '')."""
+    """A result column: ``key`` in the child's dict, a header, and a unit (s, B, x or '').
+
+    As a ratio column, it compares a row's ``key`` with the reference row's ``against``
+    (default: the same key), e.g. a forward+backward time against a peer's forward alone.
+    """
 
     key: str
     header: str
     unit: str = ""
+    against: str | None = None
 
 
 def _ratios(
@@ -248,7 +253,7 @@ def _ratios(
     for row in rows:
         ref = by_group.get(row["group"])
         for col in ratio_of:
-            value, base = row.get(col.key), (ref or {}).get(col.key)
+            value, base = row.get(col.key), (ref or {}).get(col.against or col.key)
             ratio = None
             if (
                 isinstance(value, (int, float))
@@ -319,7 +324,10 @@ def _print_table(
     title: str,
 ) -> None:
     headers = ["problem", "method"] + [c.header for c in columns]
-    headers += [f"{c.header} vs ref" for c in ratio_of] + ["status"]
+    headers += [
+        f"{c.header} vs ref" + (f" {c.against.removesuffix('_s')}" if c.against else "")
+        for c in ratio_of
+    ] + ["status"]
     table = []
     for row in rows:
         cells = [row["group"], row["method"]]

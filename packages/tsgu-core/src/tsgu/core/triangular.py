@@ -36,21 +36,28 @@ def _torch_kernel_available(B: torch.Tensor) -> bool:
     return B.device.type == "cpu" and torch.backends.mkl.is_available()
 
 
-def _used_entries(pattern: Pattern, upper: bool, unitriangular: bool) -> torch.Tensor:
-    """Mask of the stored entries the solve reads: its triangle, the diagonal unless unit."""
-    rows, cols = pattern.rows, pattern.cols
-    used = cols > rows if upper else cols < rows
-    if not unitriangular:
-        used = used | (cols == rows)
-    return used
+def _used_entries(pattern: Pattern, upper: bool, unitriangular: bool) -> torch.Tensor | None:
+    """Mask of the stored entries the solve reads (its triangle, the diagonal unless unit),
+    or None when it reads them all. Cached on the pattern: a backward may run many times."""
+    cache: dict[tuple[bool, bool], torch.Tensor | None] = pattern.__dict__.setdefault(
+        "_triangular_used", {}
+    )
+    key = (upper, unitriangular)
+    if key not in cache:
+        rows, cols = pattern.rows, pattern.cols
+        used = cols > rows if upper else cols < rows
+        if not unitriangular:
+            used = used | (cols == rows)
+        cache[key] = None if bool(used.all()) else used
+    return cache[key]
 
 
 def _diagonal(pattern: Pattern, values: torch.Tensor) -> torch.Tensor:
     """The diagonal of the folded matrix (stored duplicates summed, absent entries zero)."""
     on_diag = pattern.rows == pattern.cols
-    diag = values.new_zeros(pattern.nrows)
-    return diag.index_put_(
-        (pattern.rows[on_diag].to(torch.int64),), values[on_diag], accumulate=True
+    # one pass, no boolean indexing (whose nonzero() would dominate the cost)
+    return values.new_zeros(pattern.nrows).index_add_(
+        0, pattern.rows, torch.where(on_diag, values, 0.0)
     )
 
 
@@ -132,7 +139,7 @@ class _TriangularSolve(torch.autograd.Function):
                 else sampled_product(pattern, grad_B, X)
             )
             used = _used_entries(pattern, upper, unitriangular)
-            grad_values = -outer if bool(used.all()) else -outer * used
+            grad_values = -outer if used is None else -outer * used
         return None, grad_values, grad_B, None, None, None
 
 
@@ -186,10 +193,9 @@ def fold_rhs(
 
 def _check_diagonal(fn: str, A: torch.Tensor, pattern: Pattern) -> None:
     """A zero or missing diagonal entry is reported, not turned into inf."""
-    diag = _diagonal(pattern, _values_detached(A))
-    zero = torch.nonzero(diag == 0)
-    if zero.numel():
-        first = int(zero[0, 0])
+    zero = _diagonal(pattern, _values_detached(A)) == 0
+    if bool(zero.any()):
+        first = int(torch.argmax(zero.to(torch.uint8)))
         n = A.shape[-1]
         where = f"row {first % n}" + (f" of batch item {first // n}" if A.dim() == 3 else "")
         raise ValueError(
