@@ -88,7 +88,7 @@ def _solve_kernel(
 ) -> torch.Tensor:
     if not _torch_kernel_available(B):
         return _level_solve(pattern, values, B, upper, unitriangular, transpose)
-    crow, col, perm = pattern.csr_form
+    crow, col, perm = pattern.kernel_form
     if perm is not None:
         values = values.index_select(0, perm)
     A = torch.sparse_csr_tensor(
