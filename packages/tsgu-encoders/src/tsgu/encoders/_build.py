@@ -7,10 +7,20 @@ takes ``values[k][p]`` (k the offset's position). Inside the volume the linear i
 row the columns ascend as ``lin(o)`` descends: visiting the offsets in that order makes
 every row come out sorted, and the whole pattern is row-major and duplicate-free with no
 sort at all.
+
+Where each row's entries go needs no search either. Along dimension d, offset o is valid
+at coordinate x when ``o_d <= x < n_d + o_d``: coordinates near an edge each have their
+own set of valid offsets, the interior shares one. Cutting every dimension into runs of
+equal validity cuts the volume into blocks whose rows all hold the same offsets; inside a
+block, a row's first entry lies at an affine function of its coordinates (a step along
+dimension d passes a slab of rows whose entry count does not depend on where the step
+starts). So each block is written with one broadcast through a strided view of the
+output, whose inner loop is a contiguous run: one pass over the output per array.
 """
 
 from __future__ import annotations
 
+import itertools
 import math
 from dataclasses import dataclass
 
@@ -18,9 +28,6 @@ import torch
 
 from ._offsets import Offset
 
-# Bound on (rows x offsets) cells per chunk of the build: the validity mask and the
-# chunk's temporaries stay within a few tens of MB whatever the volume.
-_CHUNK_CELLS = 1 << 22
 INT32_MAX = 2**31 - 1
 
 
@@ -58,26 +65,11 @@ class RowMajorPattern:
     coo: torch.Tensor | None = None
 
 
-def _row_classes(
-    table: torch.Tensor, volume_shape: tuple[int, ...], device: torch.device
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """Rows with the same valid offsets share a class: ``(class of each row, valid[class])``.
-
-    Along dimension d, offset o is valid at coordinate x when ``o_d <= x < n_d + o_d``;
-    only coordinates within ``max |o_d|`` of an edge differ from the interior, so each
-    dimension has few distinct validity rows and the volume has at most their product of
-    classes (never more than V). ``valid`` is ``(classes, K)`` bool.
-    """
-    nk = table.shape[0]
-    classes = torch.zeros((), dtype=torch.int64, device=device)
-    valid = torch.ones(1, nk, dtype=torch.bool, device=device)
-    for d, n in enumerate(volume_shape):
-        x = torch.arange(n, device=device)[:, None]
-        along = (x >= table[:, d]) & (x < n + table[:, d])  # (n_d, K)
-        distinct, which = torch.unique(along, dim=0, return_inverse=True)
-        classes = classes[..., None] * distinct.shape[0] + which
-        valid = (valid[:, None, :] & distinct[None, :, :]).reshape(-1, nk)
-    return classes.reshape(-1), valid
+def _runs(along: torch.Tensor) -> list[tuple[int, int, torch.Tensor]]:
+    """Maximal runs ``[a, b)`` of coordinates with equal validity rows ``along[a]`` (K,)."""
+    change = (along[1:] != along[:-1]).any(1).nonzero().reshape(-1).tolist()
+    bounds = [0, *(c + 1 for c in change), along.shape[0]]
+    return [(a, b, along[a]) for a, b in itertools.pairwise(bounds)]
 
 
 def row_major_pattern(
@@ -89,11 +81,19 @@ def row_major_pattern(
     device: torch.device,
     with_coo: bool = False,
 ) -> RowMajorPattern:
-    """Build the pattern in O(V·K) elementwise work and O(nnz) memory, with no sort.
+    """Build the pattern with no sort: one strided broadcast per block and array.
 
     ``crow`` and ``cols`` come in ``index_dtype``, ``value_index`` in ``value_index_dtype``
     (the caller checks that the sizes fit). ``with_coo`` also fills ``coo``, the int64
     ``(2, nnz)`` COO indices.
+
+    Notes
+    -----
+    Entry j of row p, in a block with corner ``q``, sizes ``m_d``, offsets ``L`` (columns
+    ascending) and row-start steps ``S_d``, sits at
+    ``start(q) + sum_{d < D-1} (p_d - q_d) S_d + (p_last - q_last) |L| + j``.
+    Blocks number at most ``prod_d min(n_d, 2 reach_d + 1)``, the loop below runs over
+    them (a few hundred for a radius-2 3D volume), each step vectorised over its rows.
     """
     nvox = math.prod(volume_shape)
     nnz = count_pairs(offsets, volume_shape)
@@ -109,29 +109,82 @@ def row_major_pattern(
     if nnz == 0:
         return pattern
 
+    # The offsets in column order (descending linear shift), on the CPU: small tables.
     stride = strides(volume_shape)
-    table = torch.tensor(offsets, dtype=torch.int64, device=device)  # (K, D)
-    lin = table @ torch.tensor(stride, dtype=torch.int64, device=device)
-    order = torch.argsort(lin, descending=True, stable=True)  # ascending columns in a row
-    table, lin = table[order], lin[order]
-    first_value = order * nvox  # where offset slice k starts in values.reshape(K * V)
+    table = torch.tensor(offsets, dtype=torch.int64)  # (K, D)
+    shift = table @ torch.tensor(stride, dtype=torch.int64)
+    order = torch.argsort(shift, descending=True, stable=True)
+    table, shift = table[order], shift[order]
+    runs = []
+    for d, n in enumerate(volume_shape):
+        x = torch.arange(n)[:, None]
+        runs.append(_runs((x >= table[:, d]) & (x < n + table[:, d])))
+    blocks = []
+    for combo in itertools.product(*runs):
+        valid = combo[0][2]
+        for run in combo[1:]:
+            valid = valid & run[2]
+        listed = valid.nonzero().reshape(-1)
+        if listed.numel():
+            blocks.append(([(a, b) for a, b, _ in combo], listed))
 
-    row_class, valid = _row_classes(table, volume_shape, device)
-    ends = torch.cumsum(valid.sum(1).index_select(0, row_class), 0)
+    # Entries per row, block by block (a strided fill of the V-long counts; rows of a
+    # block without a valid offset stay 0), then crow.
+    counts = torch.zeros(nvox, dtype=torch.int64, device=device)
+    for ranges, listed in blocks:
+        corner = sum(a * st for (a, _), st in zip(ranges, stride, strict=True))
+        counts.as_strided([b - a for a, b in ranges], stride, corner).fill_(listed.numel())
+    ends = torch.cumsum(counts, 0)
     crow[1:] = ends
+    # The row starts each block needs (its corner, and one step along each dimension),
+    # fetched in one gather.
+    corners = [sum(a * st for (a, _), st in zip(r, stride, strict=True)) for r, _ in blocks]
+    wanted = sorted(
+        {c for c in corners}
+        | {
+            c + st
+            for (ranges, _), c in zip(blocks, corners, strict=True)
+            for (a, b), st in zip(ranges[:-1], stride[:-1], strict=True)
+            if b - a > 1
+        }
+    )
+    at = torch.tensor(wanted, dtype=torch.int64, device=device)
+    found = (ends - counts).index_select(0, at).tolist()
+    start_of = dict(zip(wanted, found, strict=True))
+    del counts, ends
 
-    # A loop over memory-bounded chunks of rows, each one vectorised over rows x offsets.
-    chunk = max(1, _CHUNK_CELLS // len(offsets))
-    for start in range(0, nvox, chunk):
-        stop = min(start + chunk, nvox)
-        first = int(ends[start - 1]) if start else 0
-        last = int(ends[stop - 1])
-        mask = valid.index_select(0, row_class[start:stop])  # (rows, K), one gather
-        local, kk = mask.nonzero(as_tuple=True)  # row-major: rows, then ascending columns
-        del mask
-        row = local.add_(start)
-        torch.sub(row, lin.index_select(0, kk), out=cols[first:last])
-        torch.add(row, first_value.index_select(0, kk), out=value_index[first:last])
-        if coo is not None:
-            coo[0, first:last] = row
+    shift_dev = shift.to(device)
+    first_value = (order * nvox).to(device)  # where slice k starts in values.reshape(K * V)
+    targets = [(cols, "cols"), (value_index, "value_index")]
+    if coo is not None:
+        targets.append((coo[0], "rows"))
+    for (ranges, listed), corner in zip(blocks, corners, strict=True):
+        nk = listed.numel()
+        base = start_of[corner]
+        steps = [
+            start_of[corner + st] - base if b - a > 1 else 0
+            for (a, b), st in zip(ranges[:-1], stride[:-1], strict=True)
+        ]
+        (a_x, b_x) = ranges[-1]
+        shape = (*(b - a for a, b in ranges[:-1]), (b_x - a_x) * nk)
+        layout = (*steps, 1)
+        # first voxel of every line of the block, shape ranges[:-1] + (1,)
+        line = torch.zeros((), dtype=torch.int64, device=device)
+        for (a, b), st in zip(ranges[:-1], stride[:-1], strict=True):
+            line = line[..., None] + torch.arange(a, b, device=device) * st
+        line = line[..., None]
+        x = torch.arange(a_x, b_x, device=device)[:, None]
+        ks = listed.to(device)
+        for out, what in targets:
+            if what == "cols":
+                template = x - shift_dev.index_select(0, ks)
+            elif what == "value_index":
+                template = x + first_value.index_select(0, ks)
+            else:
+                template = x.expand(-1, nk)
+            view = out.as_strided(shape, layout, out.storage_offset() + base)
+            if out.dtype != torch.int64:
+                torch.add(line.to(out.dtype), template.reshape(-1).to(out.dtype), out=view)
+            else:
+                torch.add(line, template.reshape(-1), out=view)
     return pattern
