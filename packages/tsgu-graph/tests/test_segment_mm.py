@@ -135,7 +135,9 @@ GRAD_CASES = [("mixed", [2, 0, 3, 1], 3, 2), ("R=1", [4], 2, 3), ("empty last", 
 
 
 @pytest.mark.parametrize("device", devices())
-@pytest.mark.parametrize(("name", "lengths", "d1", "d2"), GRAD_CASES, ids=[c[0] for c in GRAD_CASES])
+@pytest.mark.parametrize(
+    ("name", "lengths", "d1", "d2"), GRAD_CASES, ids=[c[0] for c in GRAD_CASES]
+)
 def test_gradcheck_and_gradgradcheck(name, lengths, d1, d2, device):
     a, b = operands(lengths, d1, d2, torch.float64, device)
     a.requires_grad_(True)

@@ -108,9 +108,7 @@ class Grouping:
             self._plan_tiles(host_lengths, d1, d2)
 
     @classmethod
-    def from_lengths(
-        cls, host_lengths: torch.Tensor, a: torch.Tensor, b: torch.Tensor
-    ) -> Grouping:
+    def from_lengths(cls, host_lengths: torch.Tensor, a: torch.Tensor, b: torch.Tensor) -> Grouping:
         """Contiguous segments of the given lengths (``segment_mm``)."""
         return cls(
             host_lengths,
@@ -204,7 +202,7 @@ class Grouping:
         return out.view(-1, q).index_select(0, self.dest)
 
     def outer(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-        """``out[r] = sum_{i in group r} x[i]^T y[i]``: x ``(N, P)``, y ``(N, Q)``, out ``(R, P, Q)``."""
+        """``out[r] = sum over group r of x[i]^T y[i]``: x (N, P), y (N, Q), out (R, P, Q)."""
         p, q = x.shape[1], y.shape[1]
         if x.numel() == 0 or y.numel() == 0:
             return x.new_zeros(self.r, p, q)

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+
 import torch
 
 __all__ = [
@@ -36,7 +37,7 @@ PATHS = ("grouped", "padded")
 def _find_grouped() -> Callable[..., torch.Tensor] | None:
     functional = getattr(torch.nn.functional, "grouped_mm", None)
     if functional is not None:
-        return functional  # type: ignore[no-any-return]
+        return functional
     return getattr(torch, "_grouped_mm", None)
 
 
@@ -111,4 +112,3 @@ def aligned_for_grouped(*dims: int, dtype: torch.dtype) -> bool:
     """Row strides of ``dims`` elements are multiples of 16 bytes (the kernel's TMA rule)."""
     size = torch.empty((), dtype=dtype).element_size()
     return all((d * size) % 16 == 0 for d in dims)
-

@@ -66,13 +66,12 @@ def check_segment(
     if R and bool((host < 0).any()):
         first = int(torch.nonzero(host < 0)[0, 0])
         raise ValueError(
-            f"{fn}: seglen_a must hold non-negative lengths, got {int(host[first])} at index {first}"
+            f"{fn}: seglen_a must hold non-negative lengths, "
+            f"got {int(host[first])} at index {first}"
         )
     total = int(host.sum())
     if total != N:
-        raise ValueError(
-            f"{fn}: seglen_a must sum to N = a.shape[0] = {N}, got a sum of {total}"
-        )
+        raise ValueError(f"{fn}: seglen_a must sum to N = a.shape[0] = {N}, got a sum of {total}")
     return a, b, host
 
 
