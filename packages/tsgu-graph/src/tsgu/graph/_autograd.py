@@ -41,10 +41,12 @@ class _GroupedMM(torch.autograd.Function):
     ) -> tuple[torch.Tensor | None, torch.Tensor | None, None]:
         x, w = ctx.saved_tensors
         grad_x = grad_w = None
-        if ctx.needs_input_grad[0]:
-            grad_x = grouped_mm(grad, w.mT, ctx.grouping)
+        # grad_w (R x P x Q, small) first: its N-row temporaries are gone before grad_x's
+        # come, so the peak holds one N-row gradient plus two temporaries, not three.
         if ctx.needs_input_grad[1]:
             grad_w = grouped_outer(x, grad, ctx.grouping)
+        if ctx.needs_input_grad[0]:
+            grad_x = grouped_mm(grad, w.mT, ctx.grouping)
         return grad_x, grad_w, None
 
 

@@ -189,10 +189,10 @@ class Grouping:
         if self.path == "grouped":
             kernel = grouped_kernel()
             assert kernel is not None
-            xs = x if self.perm is None else x.index_select(0, self.perm)
-            out = kernel(_aligned(xs), _aligned(w), offs=self.offsets)
             if self.perm is None:
-                return out
+                return kernel(_aligned(x), _aligned(w), offs=self.offsets)
+            # the sorted copy of x is freed before the output is put back in row order
+            out = kernel(_aligned(x.index_select(0, self.perm)), _aligned(w), offs=self.offsets)
             return torch.empty_like(out).index_copy_(0, self.perm, out)
         tiles_w = w if self.tile_group is None else w.index_select(0, self.tile_group)
         out = torch.bmm(self._pad(x), tiles_w)  # (tiles, T, Q)
