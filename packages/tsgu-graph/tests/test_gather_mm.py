@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from tsgu.core.testing import devices, generator, tol
-from tsgu.graph import gather_mm
+from tsgu.graph import _paths, gather_mm
 
 # (name, idx, R, D1, D2): unsorted and sorted indices, types no row picks, R = 1, N = 0.
 INDICES = [
@@ -27,6 +27,16 @@ def reference(a: torch.Tensor, b: torch.Tensor, idx: list[int]) -> torch.Tensor:
     return out + 0 * (a.sum() + b.sum())  # connected to both, also when N = 0
 
 
+def skip_unless_runnable(path, device, dtype, d1, d2):
+    """The grouped kernel runs only where torch has it and rows are 16-byte aligned."""
+    if path == "grouped" and not (
+        _paths.grouped_kernel() is not None
+        and _paths.aligned_for_grouped(d1, d2, dtype=dtype)
+        and _paths.grouped_supported(torch.device(device), dtype)
+    ):
+        pytest.skip(f"no grouped kernel for {dtype} on {device} with D1={d1}, D2={d2}")
+
+
 def operands(
     n: int, r: int, d1: int, d2: int, dtype: torch.dtype, device: str = "cpu", seed: int = 0
 ) -> tuple[torch.Tensor, torch.Tensor]:
@@ -36,15 +46,18 @@ def operands(
     return a.to(device, dtype), b.to(device, dtype)
 
 
+@pytest.mark.parametrize("path", [None, "grouped", "padded"])
 @pytest.mark.parametrize("device", devices())
 @pytest.mark.parametrize("index_dtype", [torch.int32, torch.int64])
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
 @pytest.mark.parametrize(("name", "idx", "R", "d1", "d2"), INDICES, ids=[c[0] for c in INDICES])
-def test_matches_the_per_row_definition(name, idx, R, d1, d2, dtype, index_dtype, device):
+def test_matches_the_per_row_definition(name, idx, R, d1, d2, dtype, index_dtype, device, path):
+    skip_unless_runnable(path, device, dtype, d1, d2)
     a, b = operands(len(idx), R, d1, d2, dtype, device)
     a.requires_grad_(True)
     b.requires_grad_(True)
-    out = gather_mm(a, b, torch.tensor(idx, dtype=index_dtype))
+    with _paths.force_path(path):
+        out = gather_mm(a, b, torch.tensor(idx, dtype=index_dtype))
     assert out.shape == (len(idx), d2) and out.dtype == dtype and out.device == a.device
 
     a64 = a.detach().double().requires_grad_(True)

@@ -32,10 +32,10 @@ def _problem(op: str, device: str, dtype: torch.dtype, seed: int = 0):
     gen = generator(seed)
     R = 6
     if op == "segment":
-        lengths = torch.tensor([9, 0, 1, 17, 0, 5])
+        lengths = torch.tensor([90, 0, 1, 170, 0, 50])  # long enough for the grouped kernel
         index = lengths
     else:
-        index = torch.randint(0, R - 1, (32,), generator=gen)  # type R - 1 unused
+        index = torch.randint(0, R - 1, (320,), generator=gen)  # type R - 1 unused
     n = int(lengths.sum()) if op == "segment" else index.numel()
     a = torch.randn(n, D1, generator=gen).to(device, dtype)
     b = torch.randn(R, D1, D2, generator=gen).to(device, dtype)
@@ -87,11 +87,13 @@ def test_grouped_and_padded_agree_in_half_precision(op, dtype, device):
 def test_without_a_grouped_kernel_the_fallback_gives_the_same(op, device, monkeypatch):
     """An older torch (no grouped_mm at all): the automatic choice falls back cleanly."""
     fn, a, b, index = _problem(op, device, torch.float32)
+    lengths = torch.tensor([40, 30])
+    if device == "cpu" and _grouped_available(device, torch.float32):
+        assert Grouping.from_lengths(lengths, a[:70], b[:2]).path == "grouped"
     automatic = _first_and_second(fn, a, b, index)
     monkeypatch.setattr(_paths, "_GROUPED", None)
     monkeypatch.setattr(_paths, "_SUPPORT", {})
-    grouping = Grouping.from_lengths(torch.tensor([2, 3]), a[:5], b[:2])
-    assert grouping.path == "padded"
+    assert Grouping.from_lengths(lengths, a[:70], b[:2]).path == "padded"
     fallback = _first_and_second(fn, a, b, index)
     for x, y in zip(automatic, fallback, strict=True):
         torch.testing.assert_close(x, y, rtol=1e-4, atol=1e-5 * float(y.abs().max()))
@@ -125,8 +127,8 @@ def test_a_kernel_that_is_wrong_fails_its_probe(monkeypatch):
 
 
 def test_automatic_choice():
-    a64, b64 = torch.randn(5, D1, dtype=torch.float64), torch.randn(2, D1, D2, dtype=torch.float64)
-    lengths = torch.tensor([2, 3])
+    lengths = torch.tensor([40, 30])  # long groups
+    a64, b64 = torch.randn(70, D1, dtype=torch.float64), torch.randn(2, D1, D2, dtype=torch.float64)
     expected = "grouped" if _grouped_available("cpu", torch.float64) else "padded"
     assert Grouping.from_lengths(lengths, a64, b64).path == expected
     a, b = a64.float(), b64.float()
@@ -134,6 +136,9 @@ def test_automatic_choice():
     assert Grouping.from_lengths(lengths, a, b).path == expected
     # rows of 3 floats (12 bytes) break the kernel's 16-byte stride rule
     assert Grouping.from_lengths(lengths, a[:, :3], b[:, :3, :5]).path == "padded"
+    # many groups of a few rows: one padded bmm beats one mm call per group on the CPU
+    short = torch.full((20,), 3)
+    assert Grouping.from_lengths(short, a[:60], torch.randn(20, D1, D2)).path == "padded"
 
 
 def test_forcing_the_grouped_kernel_where_it_cannot_run_is_an_error():

@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from tsgu.core.testing import devices, generator, tol
-from tsgu.graph import segment_mm
+from tsgu.graph import _paths, segment_mm
 
 # (name, lengths, D1, D2): empty segments first, in the middle and last; R = 1; N = 0;
 # one-row segments; D1/D2 that the grouped kernel takes (multiples of 16 bytes) and not.
@@ -33,6 +33,16 @@ def reference(a: torch.Tensor, b: torch.Tensor, lengths: list[int]) -> torch.Ten
     return out + 0 * (a.sum() + b.sum())  # connected to both, also when N = 0 or R = 0
 
 
+def skip_unless_runnable(path, device, dtype, d1, d2):
+    """The grouped kernel runs only where torch has it and rows are 16-byte aligned."""
+    if path == "grouped" and not (
+        _paths.grouped_kernel() is not None
+        and _paths.aligned_for_grouped(d1, d2, dtype=dtype)
+        and _paths.grouped_supported(torch.device(device), dtype)
+    ):
+        pytest.skip(f"no grouped kernel for {dtype} on {device} with D1={d1}, D2={d2}")
+
+
 def operands(
     lengths: list[int], d1: int, d2: int, dtype: torch.dtype, device: str = "cpu", seed: int = 0
 ) -> tuple[torch.Tensor, torch.Tensor]:
@@ -42,16 +52,19 @@ def operands(
     return a.to(device, dtype), b.to(device, dtype)
 
 
+@pytest.mark.parametrize("path", [None, "grouped", "padded"])
 @pytest.mark.parametrize("device", devices())
 @pytest.mark.parametrize("index_dtype", [torch.int32, torch.int64])
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
 @pytest.mark.parametrize(("name", "lengths", "d1", "d2"), LENGTHS, ids=[c[0] for c in LENGTHS])
-def test_matches_the_per_segment_loop(name, lengths, d1, d2, dtype, index_dtype, device):
+def test_matches_the_per_segment_loop(name, lengths, d1, d2, dtype, index_dtype, device, path):
+    skip_unless_runnable(path, device, dtype, d1, d2)
     a, b = operands(lengths, d1, d2, dtype, device)
     a.requires_grad_(True)
     b.requires_grad_(True)
     seglen = torch.tensor(lengths, dtype=index_dtype)
-    out = segment_mm(a, b, seglen)
+    with _paths.force_path(path):
+        out = segment_mm(a, b, seglen)
     assert out.shape == (a.shape[0], d2) and out.dtype == dtype and out.device == a.device
 
     a64 = a.detach().double().requires_grad_(True)
