@@ -192,11 +192,12 @@ def measure(spec: dict[str, Any]) -> dict[str, Any]:
         with torch.no_grad():
             return call(a, b)
 
-    # Few runs: the loop peers take seconds per call at R = 1024.
-    fwd = timed(forward, device=device, min_seconds=0)
-    bwd_times = []
+    # At least 3 runs, more for fast calls (the loop peers take seconds per call at R = 1024).
+    fwd = timed(forward, device=device)
+    bwd_times: list[float] = []
     if not measuring_memory():
-        for _ in range(3):  # backward alone: a fresh forward outside the timed region
+        # backward alone: a fresh forward outside the timed region
+        while len(bwd_times) < 3 or (sum(bwd_times) < 0.3 and len(bwd_times) < 20):
             out = call(a, b)
 
             def backward(out: Any = out) -> None:
