@@ -215,7 +215,7 @@ def test_sparse_B_is_a_type_error():
 @pytest.mark.parametrize(
     ("make", "message"),
     [
-        (lambda A: (A, torch.ones(5, 2, dtype=torch.float64)), "inner dimensions must match"),
+        (lambda A: (A, torch.ones(5, 2, dtype=torch.float64)), "B must have 12 rows"),
         (
             lambda A: (A, torch.ones(2, 12, 2, dtype=torch.float64)),
             "B must have 1 or 2 dimensions when A is 2D",

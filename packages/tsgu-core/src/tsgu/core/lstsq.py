@@ -14,9 +14,7 @@ from .validation import (
     COO,
     CSR,
     check_dense,
-    check_float_dtype,
-    check_same_device,
-    check_same_dtype,
+    check_operand,
     check_sparse,
 )
 
@@ -208,19 +206,7 @@ def sparse_generic_lstsq(
         raise ValueError(
             f"{fn}: A must be tall (m >= n, full column rank), got shape {tuple(A.shape)}"
         )
-    rows = B.shape[0] if A.dim() == 2 else B.shape[1]
-    if rows != m:
-        raise ValueError(
-            f"{fn}: B must have {m} rows to match A of shape {tuple(A.shape)}, "
-            f"got shape {tuple(B.shape)}"
-        )
-    if A.dim() == 3 and B.shape[0] != A.shape[0]:
-        raise ValueError(
-            f"{fn}: batch sizes must match, got {A.shape[0]} for A and {B.shape[0]} for B"
-        )
-    check_float_dtype(fn, "A", A)
-    check_same_dtype(fn, ("A", "B"), A, B)
-    check_same_device(fn, ("A", "B"), A, B)
+    check_operand(fn, A, B, m)
     for name, solver in (("lstsq", lstsq), ("transpose_lstsq", transpose_lstsq)):
         if solver is not None and not callable(solver):
             raise TypeError(f"{fn}: {name} must be callable, got {type(solver).__name__}")

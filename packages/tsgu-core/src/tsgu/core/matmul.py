@@ -9,9 +9,7 @@ from .validation import (
     COO,
     CSR,
     check_dense,
-    check_float_dtype,
-    check_same_device,
-    check_same_dtype,
+    check_operand,
     check_sparse,
 )
 
@@ -32,19 +30,7 @@ def _check(A: object, B: object) -> tuple[torch.Tensor, torch.Tensor]:
             f"{fn}: B must have 3 dimensions (b, m, k) when A is batched, "
             f"got shape {tuple(B.shape)}"
         )
-    inner = B.shape[0] if B.dim() == 1 else B.shape[-2]
-    if A.shape[-1] != inner:
-        raise ValueError(
-            f"{fn}: inner dimensions must match, got A of shape {tuple(A.shape)} "
-            f"and B of shape {tuple(B.shape)}"
-        )
-    if A.dim() == 3 and A.shape[0] != B.shape[0]:
-        raise ValueError(
-            f"{fn}: batch sizes must match, got {A.shape[0]} for A and {B.shape[0]} for B"
-        )
-    check_float_dtype(fn, "A", A)
-    check_same_dtype(fn, ("A", "B"), A, B)
-    check_same_device(fn, ("A", "B"), A, B)
+    check_operand(fn, A, B, A.shape[-1])
     return A, B
 
 

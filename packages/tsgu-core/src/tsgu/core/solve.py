@@ -14,9 +14,7 @@ from .validation import (
     COO,
     CSR,
     check_dense,
-    check_float_dtype,
-    check_same_device,
-    check_same_dtype,
+    check_operand,
     check_sparse,
     check_square,
 )
@@ -242,19 +240,7 @@ def sparse_generic_solve(
     A = check_sparse(fn, "A", A, layouts=(COO, CSR), dims=(2, 3))
     B = check_dense(fn, "B", B, dims=(1, 2) if A.dim() == 2 else (2, 3))
     check_square(fn, "A", A)
-    rows = B.shape[0] if A.dim() == 2 else B.shape[1]
-    if rows != A.shape[-1]:
-        raise ValueError(
-            f"{fn}: B must have {A.shape[-1]} rows to match A of shape {tuple(A.shape)}, "
-            f"got shape {tuple(B.shape)}"
-        )
-    if A.dim() == 3 and B.shape[0] != A.shape[0]:
-        raise ValueError(
-            f"{fn}: batch sizes must match, got {A.shape[0]} for A and {B.shape[0]} for B"
-        )
-    check_float_dtype(fn, "A", A)
-    check_same_dtype(fn, ("A", "B"), A, B)
-    check_same_device(fn, ("A", "B"), A, B)
+    check_operand(fn, A, B, A.shape[-1])
     forward, backward = _resolve(fn, A, solve, transpose_solve)
     pattern = Pattern.of(A)
     values = values_of(A, pattern)

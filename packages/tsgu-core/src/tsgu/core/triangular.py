@@ -14,9 +14,7 @@ from .validation import (
     COO,
     CSR,
     check_dense,
-    check_float_dtype,
-    check_same_device,
-    check_same_dtype,
+    check_operand,
     check_sparse,
     check_square,
 )
@@ -156,7 +154,7 @@ def _triangular(
 
 
 def fold_rhs(
-    fn: str, A: torch.Tensor, B: torch.Tensor
+    A: torch.Tensor, B: torch.Tensor
 ) -> tuple[torch.Tensor, Callable[[torch.Tensor], torch.Tensor]]:
     """B as a 2D ``(b*n, k)`` block for the folded A, and the map back to B's shape.
 
@@ -164,22 +162,6 @@ def fold_rhs(
     ``(b, n, k)``.
     """
     n = A.shape[-1]
-    if A.dim() == 3:
-        if B.dim() != 3:
-            raise ValueError(
-                f"{fn}: B must have 3 dimensions (b, n, k) when A is batched, "
-                f"got shape {tuple(B.shape)}"
-            )
-        if B.shape[0] != A.shape[0]:
-            raise ValueError(
-                f"{fn}: batch sizes must match, got {A.shape[0]} for A and {B.shape[0]} for B"
-            )
-    rows = B.shape[0] if B.dim() == 1 else B.shape[-2]
-    if rows != n:
-        raise ValueError(
-            f"{fn}: B must have {n} rows to match A of shape {tuple(A.shape)}, "
-            f"got shape {tuple(B.shape)}"
-        )
     if B.dim() == 1:
         return B.unsqueeze(1), lambda X: X.squeeze(1)
     if B.dim() == 2:
@@ -283,10 +265,13 @@ def sparse_triangular_solve(
     A = check_sparse(fn, "A", A, layouts=(COO, CSR), dims=(2, 3))
     B = check_dense(fn, "B", B, dims=(1, 2, 3))
     check_square(fn, "A", A)
-    check_float_dtype(fn, "A", A)
-    check_same_dtype(fn, ("A", "B"), A, B)
-    check_same_device(fn, ("A", "B"), A, B)
-    B2, restore = fold_rhs(fn, A, B)
+    if A.dim() == 3 and B.dim() != 3:
+        raise ValueError(
+            f"{fn}: B must have 3 dimensions (b, n, k) when A is batched, "
+            f"got shape {tuple(B.shape)}"
+        )
+    check_operand(fn, A, B, A.shape[-1])
+    B2, restore = fold_rhs(A, B)
     pattern = Pattern.of(A)
     if not unitriangular:
         _check_diagonal(fn, A, pattern)

@@ -32,6 +32,7 @@ __all__ = [
     "check_dense",
     "check_float_dtype",
     "check_index_dtype",
+    "check_operand",
     "check_same_device",
     "check_same_dtype",
     "check_sparse",
@@ -167,3 +168,24 @@ def check_choice(fn: str, name: str, value: object, choices: Sequence[object]) -
     if value not in choices:
         options = ", ".join(repr(c) for c in choices)
         raise ValueError(f"{fn}: {name} must be one of {options}, got {value!r}")
+
+
+def check_operand(fn: str, A: torch.Tensor, B: torch.Tensor, rows: int) -> None:
+    """Dense ``B`` fits sparse ``A``: ``rows`` rows, A's batch size, dtype and device.
+
+    B's row axis is 0 for a vector, 1 for a batch of vectors ``(b, n)`` beside a batched A,
+    and -2 otherwise (a block, or a batch of blocks). A must be float32 or float64.
+    """
+    axis = 0 if B.dim() == 1 else (1 if A.dim() == 3 and B.dim() == 2 else -2)
+    if B.shape[axis] != rows:
+        raise ValueError(
+            f"{fn}: B must have {rows} rows to match A of shape {tuple(A.shape)}, "
+            f"got shape {tuple(B.shape)}"
+        )
+    if A.dim() == 3 and B.shape[0] != A.shape[0]:
+        raise ValueError(
+            f"{fn}: batch sizes must match, got {A.shape[0]} for A and {B.shape[0]} for B"
+        )
+    check_float_dtype(fn, "A", A)
+    check_same_dtype(fn, ("A", "B"), A, B)
+    check_same_device(fn, ("A", "B"), A, B)

@@ -253,13 +253,54 @@ def check_system(
             raise ValueError(f"{fn}: x0 must have shape {tuple(expected)}, got {tuple(x0.shape)}")
 
 
-def default_maxiter(maxiter: int | None, n: int, factor: int) -> int:
-    """``factor * n`` unless given (SciPy's defaults: cg and bicgstab 10n, minres 5n)."""
+def default_maxiter(maxiter: int | None, n: int, default: Callable[[int], int]) -> int:
+    """``default(n)`` unless given (SciPy's defaults: cg and bicgstab 10n, minres 5n)."""
     if maxiter is None:
-        return max(factor * n, 1)
+        return max(default(n), 1)
     if maxiter < 0:
         raise ValueError(f"maxiter must be non-negative, got {maxiter}")
     return maxiter
+
+
+@dataclass
+class Start:
+    """A square solve, checked and ready: operator, right-hand side, first iterate."""
+
+    op: LinearOperator
+    rhs: RightHandSide
+    precond: Callable[[torch.Tensor], torch.Tensor]
+    rtol: float
+    maxiter: int
+    X: torch.Tensor  # x0 (zeros by default) as a canonical block
+    R: torch.Tensor  # b - A x0
+    threshold: torch.Tensor  # max(rtol ||b||, atol) per column
+
+
+def start(
+    fn: str,
+    A: Operator,
+    b: torch.Tensor,
+    x0: torch.Tensor | None,
+    *,
+    rtol: float,
+    atol: float,
+    tol: float | None,
+    maxiter: int | None,
+    default_maxiter_of_n: Callable[[int], int],
+    M: Operator | None,
+) -> Start:
+    """Check a square system (before any work) and set up the first iterate."""
+    op = LinearOperator(fn, A)
+    rhs = RightHandSide(fn, b, op)
+    check_system(fn, op, rhs, x0)
+    rtol = resolve_rtol(fn, rtol, tol)
+    maxiter = default_maxiter(maxiter, rhs.n, default_maxiter_of_n)
+    precond = as_preconditioner(fn, M, rhs)
+    B = rhs.block
+    X = torch.zeros_like(B) if x0 is None else rhs.canonical(x0.detach()).clone()
+    R = B - op.matvec(X) if x0 is not None else B.clone()
+    threshold = torch.clamp(rtol * rhs.norms(B), min=atol)
+    return Start(op, rhs, precond, rtol, maxiter, X, R, threshold)
 
 
 def finish(

@@ -8,16 +8,11 @@ from typing import Any
 import torch
 
 from ._common import (
-    LinearOperator,
     Operator,
-    RightHandSide,
-    as_preconditioner,
-    check_system,
-    default_maxiter,
     dot,
     finish,
     per_column,
-    resolve_rtol,
+    start,
 )
 
 __all__ = ["bicgstab"]
@@ -88,18 +83,22 @@ def bicgstab(
     """
     with torch.no_grad():  # no graph through the iterations
         fn = "bicgstab"
-        op = LinearOperator(fn, A)
-        rhs = RightHandSide(fn, b, op)
-        check_system(fn, op, rhs, x0)
-        rtol = resolve_rtol(fn, rtol, tol)
-        maxiter = default_maxiter(maxiter, rhs.n, 10)
-        precond = as_preconditioner(fn, M, rhs)
-
-        B = rhs.block
-        X = torch.zeros_like(B) if x0 is None else rhs.canonical(x0.detach()).clone()
-        R = B - op.matvec(X) if x0 is not None else B.clone()
+        s = start(
+            fn,
+            A,
+            b,
+            x0,
+            rtol=rtol,
+            atol=atol,
+            tol=tol,
+            maxiter=maxiter,
+            default_maxiter_of_n=lambda n: 10 * n,
+            M=M,
+        )
+        op, rhs, precond, maxiter = s.op, s.rhs, s.precond, s.maxiter
+        B, X, R = s.rhs.block, s.X, s.R
         R_hat = R.clone()
-        threshold = torch.clamp(rtol * rhs.norms(B), min=atol)
+        threshold = s.threshold
         rnorm = rhs.norms(R)
         active = rnorm > threshold
         P = torch.zeros_like(B)

@@ -9,15 +9,11 @@ from typing import Any
 import torch
 
 from ._common import (
-    LinearOperator,
     Operator,
-    RightHandSide,
-    as_preconditioner,
-    check_system,
     dot,
     finish,
     per_column,
-    resolve_rtol,
+    start,
 )
 
 __all__ = ["gmres"]
@@ -94,25 +90,26 @@ def gmres(
     """
     with torch.no_grad():  # no graph through the iterations
         fn = "gmres"
-        op = LinearOperator(fn, A)
-        rhs = RightHandSide(fn, b, op)
-        check_system(fn, op, rhs, x0)
-        rtol = resolve_rtol(fn, rtol, tol)
         if not isinstance(restart, int) or restart < 1:
             raise ValueError(f"{fn}: restart must be a positive int, got {restart!r}")
+        s = start(
+            fn,
+            A,
+            b,
+            x0,
+            rtol=rtol,
+            atol=atol,
+            tol=tol,
+            maxiter=maxiter,
+            # restart cycles: about 10 n inner iterations, like the other solvers
+            default_maxiter_of_n=lambda n: math.ceil(10 * n / min(restart, n)),
+            M=M,
+        )
+        op, rhs, precond, maxiter = s.op, s.rhs, s.precond, s.maxiter
         restart = min(restart, rhs.n)
-        if maxiter is None:
-            maxiter = max(1, math.ceil(10 * rhs.n / restart))
-        elif maxiter < 0:
-            raise ValueError(f"{fn}: maxiter must be non-negative, got {maxiter}")
-        precond = as_preconditioner(fn, M, rhs)
-
-        B = rhs.block
-        X = torch.zeros_like(B) if x0 is None else rhs.canonical(x0.detach()).clone()
-        threshold = torch.clamp(rtol * rhs.norms(B), min=atol)
+        B, X, R, threshold = s.rhs.block, s.X, s.R, s.threshold
         cols = B.shape[:-2] + B.shape[-1:]  # per-column scalar shape
         iterations = 0
-        R = B - op.matvec(X) if x0 is not None else B.clone()
         rnorm = rhs.norms(R)
         reason = "maxiter"
         for _ in range(maxiter):

@@ -8,16 +8,11 @@ from typing import Any
 import torch
 
 from ._common import (
-    LinearOperator,
     Operator,
-    RightHandSide,
-    as_preconditioner,
-    check_system,
-    default_maxiter,
     dot,
     finish,
     per_column,
-    resolve_rtol,
+    start,
 )
 
 __all__ = ["minres"]
@@ -87,22 +82,26 @@ def minres(
     """
     with torch.no_grad():  # no graph through the iterations
         fn = "minres"
-        op = LinearOperator(fn, A)
-        rhs = RightHandSide(fn, b, op)
-        check_system(fn, op, rhs, x0)
-        rtol = resolve_rtol(fn, rtol, tol)
-        maxiter = default_maxiter(maxiter, rhs.n, 5)
-        precond = as_preconditioner(fn, M, rhs)
-
-        B = rhs.block
-        X = torch.zeros_like(B) if x0 is None else rhs.canonical(x0.detach()).clone()
-        R1 = B - op.matvec(X) if x0 is not None else B.clone()
+        s = start(
+            fn,
+            A,
+            b,
+            x0,
+            rtol=rtol,
+            atol=atol,
+            tol=tol,
+            maxiter=maxiter,
+            default_maxiter_of_n=lambda n: 5 * n,
+            M=M,
+        )
+        op, rhs, precond, maxiter = s.op, s.rhs, s.precond, s.maxiter
+        B, X, R1 = s.rhs.block, s.X, s.R
         Y = precond(R1)
         beta1_sq = dot(R1, Y)
         if bool((beta1_sq < 0).any()):
             raise ValueError(f"{fn}: M must be positive definite (found rᵀ M r < 0)")
         beta1 = torch.sqrt(beta1_sq)
-        threshold = torch.clamp(rtol * torch.sqrt(dot(B, precond(B))), min=atol)
+        threshold = torch.clamp(s.rtol * torch.sqrt(dot(B, precond(B))), min=atol)
         phibar = beta1.clone()
         active = phibar > threshold
         safe = torch.ones_like(beta1)
@@ -160,5 +159,5 @@ def minres(
         if not bool(converged.all()):
             # An exhausted Krylov space ends the column; its true residual decides.
             true = rhs.norms(B - op.matvec(X))
-            converged = converged | (true <= torch.clamp(rtol * rhs.norms(B), min=atol))
+            converged = converged | (true <= torch.clamp(s.rtol * rhs.norms(B), min=atol))
         return finish(fn, rhs, X, converged, iterations, phibar, reason, return_info)
