@@ -118,3 +118,18 @@ def test_preconditioning_reduces_iterations(solver, make):
 def test_errors(call, error, message):
     with pytest.raises(error, match=message):
         call()
+
+
+@pytest.mark.parametrize("make", [tc.jacobi, lambda A: tc.block_jacobi(A, 5), tc.ic0, tc.ilu0])
+def test_unsorted_columns_and_duplicates_in_csr(make):
+    D = case("spd").dense()
+    A = D.to_sparse()
+    idx, vals = A.indices(), A.values()
+    perm = torch.randperm(2 * vals.numel(), generator=generator(6))
+    idx2 = torch.cat([idx, idx], dim=1)[:, perm]
+    vals2 = torch.cat([vals / 2, vals / 2])[perm]
+    order = torch.argsort(idx2[0], stable=True)
+    crow = torch.searchsorted(idx2[0][order], torch.arange(13))
+    M = torch.sparse_csr_tensor(crow, idx2[1][order], vals2[order], D.shape)
+    r = torch.randn(12, generator=generator(7), dtype=torch.float64)
+    torch.testing.assert_close(make(M)(r), make(A)(r))

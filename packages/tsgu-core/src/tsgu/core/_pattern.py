@@ -235,6 +235,29 @@ class Pattern:
             crow, col = crow.to(torch.int32), col.to(torch.int32)
         return crow, col, perm
 
+    @cached_property
+    def canonical_form(self) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None, int]:
+        """``(crow, col, slot, nnz_unique)``: row-major, columns sorted and unique per row.
+
+        Kernels that need it (MKL's triangular solve misreads unsorted columns and
+        duplicates) take ``values`` when ``slot`` is None, else
+        ``zeros(nnz_unique).index_add(0, slot, values)``: duplicates summed, as every other
+        kernel counts them. Indices are int32 where they fit.
+        """
+        keys = self.rows.to(torch.int64) * self.ncols + self.cols.to(torch.int64)
+        if bool((keys[1:] > keys[:-1]).all()):  # already canonical: the common case
+            crow, col, _ = self.kernel_form
+            return crow, col, None, self.nnz
+        sorted_keys, order = torch.sort(keys, stable=True)
+        first = torch.ones_like(sorted_keys, dtype=torch.bool)
+        first[1:] = sorted_keys[1:] != sorted_keys[:-1]
+        slot = torch.empty_like(order)
+        slot[order] = torch.cumsum(first, 0) - 1
+        unique = sorted_keys[first]
+        dtype = _index_dtype_for(unique.numel(), self.ncols, self.nrows, preferred=torch.int32)
+        crow = _compress(unique // self.ncols, self.nrows, dtype)
+        return crow, (unique % self.ncols).to(dtype), slot, unique.numel()
+
     def linear_index(self) -> torch.Tensor:
         """Position of every stored value in the dense ``(b, n, m)`` tensor, flattened."""
         m = self.shape[-1]

@@ -49,11 +49,17 @@ def _pattern_and_values(fn: str, A: object) -> tuple[torch.Tensor, Pattern, torc
     check_square(fn, "A", A)
     if A.dtype not in (torch.float32, torch.float64):
         raise ValueError(f"{fn}: A must have dtype float32 or float64, got {A.dtype}")
+    A = A.detach()
+    if A.layout == CSR and Pattern.of(A).canonical_form[2] is not None:
+        # Unsorted columns or duplicates: the factorizations need canonical rows. (torch's
+        # to_sparse_coo() flags such a result coalesced when it is not: rebuild it.)
+        coo = A.to_sparse_coo()
+        A = torch.sparse_coo_tensor(coo._indices(), coo._values(), coo.shape)
     if A.layout == COO:
-        A = A.detach().coalesce()
+        A = A.coalesce()
         values = A._values()
     else:
-        values = A.detach().values().reshape(-1)
+        values = A.values().reshape(-1)
     return A, Pattern.of(A), values
 
 

@@ -86,9 +86,9 @@ def _solve_kernel(
 ) -> torch.Tensor:
     if not _torch_kernel_available(B):
         return _level_solve(pattern, values, B, upper, unitriangular, transpose)
-    crow, col, perm = pattern.kernel_form
-    if perm is not None:
-        values = values.index_select(0, perm)
+    crow, col, slot, nnz = pattern.canonical_form
+    if slot is not None:
+        values = values.new_zeros(nnz).index_add_(0, slot, values)
     A = torch.sparse_csr_tensor(
         crow, col, values, (pattern.nrows, pattern.ncols), check_invariants=False
     )
