@@ -174,6 +174,29 @@ def test_direct_solve_takes_splu_options_and_ignores_iteration_controls(monkeypa
     _check(X, A, B)
 
 
+@pytest.mark.parametrize(
+    ("case_name", "expected"),
+    [("poisson_2d", {"permc_spec": "MMD_AT_PLUS_A"}), ("nonsymmetric", {})],
+)
+@pytest.mark.parametrize("layout", [torch.sparse_coo, torch.sparse_csr])
+def test_default_ordering_follows_the_pattern(monkeypatch, case_name, expected, layout):
+    """Minimum degree on Aᵀ + A for a symmetric pattern, SciPy's default otherwise."""
+    import tsgu.cupy._factor as factor_module
+
+    seen = {}
+    real = factor_module.splu
+
+    def spy(M, **kwargs):
+        seen.update(kwargs)
+        return real(M, **kwargs)
+
+    monkeypatch.setattr(factor_module, "splu", spy)
+    A = case(case_name).make(layout=layout)
+    B = _rhs(A.shape[0], 2)
+    _check(sparse_solve_c4t(A, B), A, B)
+    assert seen == expected
+
+
 def test_non_convergence_warns_with_the_residual(device):
     A = case("poisson_2d").make(device=device)
     b = _rhs(16, None, device=device)

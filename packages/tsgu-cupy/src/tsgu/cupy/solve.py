@@ -167,9 +167,14 @@ def sparse_solve_c4t(
     solves every column of B with it; the backward solves ``Aᵀ`` with the same factors
     (``trans='T'``) instead of factoring Aᵀ again, as 0.2's vector path did. A CSR matrix
     is factored as Aᵀ straight from its arrays (CSR of A is CSC of Aᵀ), with no
-    conversion. Later solves with the very same tensor A reuse the factorization through a
-    small cache, which checks that A's values and indices have not changed since
-    (version counters, then an O(nnz) comparison); a changed A is factored again.
+    conversion. Unless ``permc_spec`` is given, a matrix whose pattern is symmetric is
+    ordered by minimum degree on ``Aᵀ + A`` (``"MMD_AT_PLUS_A"``, far less fill-in on
+    Poisson-like matrices) and any other by SciPy's default (``"COLAMD"``).
+
+    Later solves with the very same tensor A reuse the factorization through a small
+    cache (the four most recent matrices, held by weak references), which checks that A's
+    values and indices have not changed since (version counters, then an O(nnz)
+    comparison); a changed A is factored again.
 
     In the transposed (backward) Krylov solves ``x0`` is dropped (it guesses X, not the
     transposed system's solution) and a preconditioner ``M`` becomes ``M.T`` (except for
