@@ -109,4 +109,5 @@ def is_backend_sparse(x: object) -> bool:
     if not module.startswith("cupyx"):
         return False
     sparse = importlib.import_module("cupyx.scipy.sparse")
-    return bool(sparse.issparse(x))
+    issparse = getattr(sparse, "issparse", None) or sparse.isspmatrix
+    return bool(issparse(x))
