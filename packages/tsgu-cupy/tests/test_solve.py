@@ -200,7 +200,9 @@ def test_default_ordering_follows_the_pattern(monkeypatch, case_name, expected, 
 def test_non_convergence_warns_with_the_residual(device):
     A = case("poisson_2d").make(device=device)
     b = _rhs(16, None, device=device)
-    with pytest.warns(ConvergenceWarning, match=r"cg did not converge on A x = b: info = \d+, relative residual"):
+    with pytest.warns(
+        ConvergenceWarning, match=r"cg did not converge on A x = b: info = \d+, relative residual"
+    ):
         sparse_solve_c4t(A, b, solve="cg", maxiter=2)
 
 
