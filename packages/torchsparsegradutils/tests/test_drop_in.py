@@ -9,6 +9,7 @@ import torch
 
 import tsgu.core
 import tsgu.core.testing
+import tsgu.cupy
 import tsgu.encoders
 import tsgu.graph
 

@@ -74,8 +74,13 @@ def test_sparse_linear_system_solving():
         warnings.simplefilter("ignore", tsgu.core.ConvergenceWarning)
         x2 = sparse_generic_solve(A, b, solve=linear_cg, tol=1e-6)
 
+        # Using CuPy backend (if available)
+        from torchsparsegradutils.cupy import sparse_solve_c4t
+
+        x3 = sparse_solve_c4t(A, b, solve="cg", tol=1e-6)
+
     torch.testing.assert_close(A.to_dense() @ x1, b.detach())
-    assert x2.shape == b.shape
+    assert x2.shape == b.shape == x3.shape
 
 
 def test_indexed_matrix_operations():
