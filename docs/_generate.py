@@ -260,19 +260,22 @@ def constructors() -> str:
             "   ``benchmarks/results/reductions.csv`` is committed\n"
             "   (``python benchmarks/reductions.py``).\n"
         )
+    constructor = {"tsgu": "tsgu.core.sparse_csr_tensor"}
+    constructor["tsgu on torch.sparse_csr_tensor"] = "torch.sparse_csr_tensor"
     table = []
     for row in rows:
         ok = row.get("status") == "ok"
         table.append(
             [
-                row["group"].removeprefix("train step "),
-                row["method"],
+                row["group"].removeprefix("train step ").removeprefix("CSR sparse_mm "),
+                constructor.get(row["method"], row["method"]),
                 fmt_time(_number(row.get("fwd_bwd_s"))) if ok else _status(row),
                 fmt_bytes(_number(row.get("peak_B"))) if ok else "",
             ]
         )
     return (
-        "Values -> CSR -> ``sparse_mm`` -> loss -> backward, from "
+        "One training step, values → CSR matrix → ``tsgu.core.sparse_mm`` → loss → backward, "
+        "with the matrix built by each constructor, from "
         "``benchmarks/results/reductions.csv``:\n\n"
         + list_table(["problem", "constructor", "forward + backward", "peak memory"], table)
     )
