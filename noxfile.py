@@ -252,6 +252,7 @@ def build(session: nox.Session) -> None:
             "no:cacheprovider",
             str(copy),
             external=True,
+            env={"OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS", "1")},
         )
     shutil.rmtree(work, ignore_errors=True)
 
