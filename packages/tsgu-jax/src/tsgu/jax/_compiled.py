@@ -230,9 +230,7 @@ def make_plan(
         kwargs["tol"] = kwargs.pop("rtol")
     tol, atol_ = kwargs.get("tol", JAX_DEFAULT_TOL), kwargs.get("atol", 0.0)
     if not all(isinstance(t, (int, float)) and not isinstance(t, bool) for t in (tol, atol_)):
-        raise TypeError(
-            f"{fn}: tol and atol must be real numbers, got tol={tol!r}, atol={atol_!r}"
-        )
+        raise TypeError(f"{fn}: tol and atol must be real numbers, got tol={tol!r}, atol={atol_!r}")
     rtol, atol = float(tol), float(atol_)
     if rtol < 0 or atol < 0:
         raise ValueError(f"{fn}: tol and atol must be non-negative, got tol={rtol}, atol={atol}")

@@ -59,10 +59,12 @@ class SparseMatvec:
 
     @property
     def dtype(self) -> Any:
+        """The dtype of the values (and of the products)."""
         return self.values.dtype
 
     @property
     def ndim(self) -> int:
+        """2: the operator is a matrix."""
         return 2
 
     @property
