@@ -72,6 +72,29 @@ def test_t2j_refuses_64_bit_without_x64(no_x64, dtype):
         t2j(torch.zeros(3, dtype=dtype))
 
 
+@pytest.mark.filterwarnings("ignore:ComplexHalf support is experimental")
+def test_t2j_dtype_jax_lacks():
+    with pytest.raises(ValueError, match=r"t2j: JAX cannot take x \(dtype torch\.complex32"):
+        t2j(torch.zeros(2, dtype=torch.complex32))
+
+
+def _huge_coo():
+    """Two entries in a matrix with more rows than int32 counts (no memory to speak of)."""
+    idx = torch.tensor([[0, 2**31 + 5], [0, 1]])
+    return torch.sparse_coo_tensor(idx, torch.tensor([1.0, 2.0]), (2**31 + 10, 2))
+
+
+def test_indices_beyond_int32_need_x64(no_x64):
+    with pytest.raises(ValueError, match=r"t2j_coo: A needs 64-bit indices.*jax_enable_x64"):
+        t2j_coo(_huge_coo())
+
+
+def test_indices_beyond_int32_with_x64(x64):
+    M = t2j_coo(_huge_coo())
+    assert M.indices.dtype == jnp.int64
+    assert M.indices.tolist() == [[0, 0], [2**31 + 5, 1]]
+
+
 def test_t2j_errors():
     with pytest.raises(TypeError, match=r"t2j: x must be a torch\.Tensor, got list"):
         t2j([1.0, 2.0])

@@ -100,6 +100,9 @@ def test_errors(no_x64):
         spmm_t4j(torch.ones(2, 2, 2).to_sparse_csr())
     with pytest.raises(ValueError, match=r"spmm_t4j: A has dtype torch\.float64.*jax_enable_x64"):
         spmm_t4j(torch.eye(2, dtype=torch.float64).to_sparse_csr())
+    huge = torch.sparse_coo_tensor(torch.tensor([[2**31 + 5], [0]]), torch.ones(1), (2**31 + 9, 2))
+    with pytest.raises(ValueError, match=r"spmm_t4j: A needs 64-bit indices.*jax_enable_x64"):
+        spmm_t4j(huge)
     with pytest.raises(ValueError, match=r"SparseMatvec: x must have shape \(10,\)"):
         spmm_t4j(A)(jnp.ones(16))
     with pytest.raises(ValueError, match=r"SparseMatvec: x must have shape \(10,\)"):

@@ -31,7 +31,8 @@ def _to_jax(fn: str, name: str, x: torch.Tensor) -> jax.Array:
     except Exception as err:  # JAX lacks the device (CUDA without jax[cuda]) or the dtype
         raise ValueError(
             f"{fn}: JAX cannot take {name} (dtype {x.dtype} on {x.device}): {err}; "
-            "install the jax build for that device (e.g. jax[cuda12]) or move the tensor"
+            "cast it to a dtype JAX supports, or, for a GPU tensor, install the jax build "
+            "for that device (e.g. jax[cuda12])"
         ) from err
 
 
