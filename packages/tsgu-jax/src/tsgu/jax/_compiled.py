@@ -19,12 +19,12 @@ from pathlib import Path
 from types import FrameType
 from typing import Any
 
-import numpy as np
-import torch
-
 import jax
 import jax.numpy as jnp
 import jax.scipy.sparse.linalg as jla
+import numpy as np
+import torch
+
 from tsgu.core import ConvergenceWarning
 
 from ._operator import SparseMatvec, operator_of

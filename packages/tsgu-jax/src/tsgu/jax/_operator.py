@@ -12,9 +12,9 @@ from __future__ import annotations
 
 from typing import Any
 
+import jax
 import torch
 
-import jax
 from tsgu.core.validation import COO, CSR, check_sparse
 
 from ._validate import index_dtype_for

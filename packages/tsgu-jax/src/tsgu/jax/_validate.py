@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from typing import Any
 
-import torch
-
 import jax
+import torch
 from jax.experimental import sparse as jsparse
+
 from tsgu.core.validation import layout_name
 
 from ._x64 import X64_FIX, x64_enabled

@@ -9,9 +9,8 @@ computation's dtypes; torchsparsegradutils 0.2 set it globally on its own).
 
 from __future__ import annotations
 
-import torch
-
 import jax
+import torch
 
 __all__ = ["X64_FIX", "require_x64_for", "x64_enabled"]
 

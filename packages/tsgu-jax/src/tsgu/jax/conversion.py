@@ -8,10 +8,10 @@ so clone first when either side will be modified.
 
 from __future__ import annotations
 
-import torch
-
 import jax
+import torch
 from jax.experimental import sparse as jsparse
+
 from tsgu.core.validation import COO, CSR, check_dense, check_sparse
 
 from ._validate import check_jax_array, check_jax_sparse, index_dtype_for
