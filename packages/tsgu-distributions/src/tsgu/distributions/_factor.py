@@ -2,12 +2,12 @@
 
 A :class:`SparseFactor` does the index work once, when a distribution is built: the row,
 column and batch item of every stored value, where the diagonal entries sit, and the
-permutation that lists the values of the transpose in row-major order. Each call of a
-distribution's method then reads the factor's values through one autograd bridge
-(:meth:`SparseFactor.values`) and builds the sparse matrices it needs from that one values
-tensor with tsgu's constructors: every tsgu operation reads the values directly, so the
-gradients of all uses meet on one dense vector and reach the user's factor as one sparse
-gradient with its layout, indices and order.
+permutation that lists the values of the transpose in row-major order. It also reads the
+factor's values once, through one autograd bridge (:meth:`SparseFactor.values`); each
+method of the distribution builds the sparse matrices it needs from that one values tensor
+with tsgu's constructors. Every tsgu operation reads the values directly, so the gradients
+of all uses meet on one dense vector and reach the user's factor as one sparse gradient
+with its layout, indices and order.
 """
 
 from __future__ import annotations
@@ -93,12 +93,31 @@ class _ValuesOf(torch.autograd.Function):
 
     @staticmethod
     def backward(ctx: Any, grad: torch.Tensor) -> tuple[torch.Tensor, None]:
-        return ctx.factor.matrix(grad), None
+        return ctx.factor.source_matrix(grad), None
+
+
+def _coalesced_pattern(A: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """An uncoalesced COO ``A`` coalesced (values summed, no grad), and where each entry went."""
+    indices = A._indices()
+    n, m = A.shape[-2], A.shape[-1]
+    keys = indices[-2] * m + indices[-1]
+    if A.dim() == 3:
+        keys = keys + indices[0] * (n * m)
+    unique, inverse = torch.unique(keys, sorted=True, return_inverse=True)
+    parts = [torch.div(unique % (n * m), m, rounding_mode="floor"), unique % m]
+    if A.dim() == 3:
+        parts.insert(0, torch.div(unique, n * m, rounding_mode="floor"))
+    values = A._values().detach()
+    summed = values.new_zeros(unique.numel()).index_add(0, inverse, values)
+    P = torch.sparse_coo_tensor(torch.stack(parts), summed, A.shape, is_coalesced=True)
+    return P, inverse
 
 
 class SparseFactor:
     """Index bookkeeping of a sparse ``(n, n)`` or ``(b, n, n)`` COO/CSR factor, done once.
 
+    An uncoalesced COO factor is used in coalesced form (its repeated entries summed, as
+    torch's meaning of such a tensor is); its gradient still reaches every stored entry.
     Nothing here loops over rows, entries or batch items; the transpose permutation is one
     stable sort of the entries.
     """
@@ -109,16 +128,22 @@ class SparseFactor:
         self.shape = tuple(A.shape)
         self.n = A.shape[-1]
         self.batched = A.dim() == 3
-        self.coords = coords = Coordinates(A)
-        b, n = coords.b, self.n
+        self.merge: torch.Tensor | None = None  # uncoalesced entry -> coalesced entry
         if A.layout == COO:
-            self.index_tensors: tuple[torch.Tensor, ...] = (A._indices(),)
-            self.coalesced = A.is_coalesced()
-            self.values_shape: tuple[int, ...] = (A._nnz(),)
+            self.source_index: tuple[torch.Tensor, ...] = (A._indices(),)
+            self.source_coalesced = A.is_coalesced()
+            P = A
+            if not A.is_coalesced():
+                P, self.merge = _coalesced_pattern(A)
+            self.index_tensors: tuple[torch.Tensor, ...] = (P._indices(),)
+            self.values_shape: tuple[int, ...] = (P._nnz(),)
         else:
-            self.index_tensors = (A.crow_indices(), A.col_indices())
-            self.coalesced = False
+            P = A
+            self.source_index = self.index_tensors = (A.crow_indices(), A.col_indices())
+            self.source_coalesced = False
             self.values_shape = tuple(A.values().shape)
+        self.coords = coords = Coordinates(P)
+        b, n = coords.b, self.n
         # The transpose in row-major order: sort entries by (item, col, row).
         keys = (coords.items * n + coords.cols) * n + coords.rows
         self.t_perm = torch.sort(keys, stable=True).indices
@@ -137,23 +162,42 @@ class SparseFactor:
             if not self.batched:
                 crow_t = crow_t.reshape(-1)
             self.t_index_tensors = (crow_t.to(crow.dtype), cols_t.to(crow.dtype))
+        self._values = self._read_values()
 
     # ------------------------------------------------------------------ values
     def values(self) -> torch.Tensor:
-        """The factor's values, flat, differentiable back to the user's factor."""
+        """The factor's values, flat, differentiable back to the user's factor.
+
+        Read once, when the factor is set up: every method's gradient then meets on this
+        one dense vector, and the user's factor receives one sparse gradient per backward
+        pass (torch 2.13 corrupts the sum of two batched CSR gradients).
+        """
+        return self._values
+
+    def _read_values(self) -> torch.Tensor:
         if not self.source.requires_grad:
             return self.coords.raw_values
         out: torch.Tensor = _ValuesOf.apply(self.source, self)
+        if self.merge is not None:
+            out = out.new_zeros(self.values_shape).index_add(0, self.merge, out)
         return out
+
+    def source_matrix(self, values: torch.Tensor) -> torch.Tensor:
+        """A sparse tensor with the user's factor's own layout and indices holding ``values``."""
+        if self.layout == COO:
+            (indices,) = self.source_index
+            return tc.sparse_coo_tensor(
+                indices, values.reshape(-1), self.shape, is_coalesced=self.source_coalesced
+            )
+        crow, col = self.source_index
+        return tc.sparse_csr_tensor(crow, col, values.reshape(self.values_shape), self.shape)
 
     # ----------------------------------------------------------------- matrices
     def matrix(self, values: torch.Tensor) -> torch.Tensor:
-        """A sparse tensor with the factor's layout and indices holding ``values``."""
+        """A sparse tensor with the factor's layout and (coalesced) indices holding ``values``."""
         if self.layout == COO:
             (indices,) = self.index_tensors
-            return tc.sparse_coo_tensor(
-                indices, values.reshape(-1), self.shape, is_coalesced=self.coalesced
-            )
+            return tc.sparse_coo_tensor(indices, values.reshape(-1), self.shape, is_coalesced=True)
         crow, col = self.index_tensors
         return tc.sparse_csr_tensor(crow, col, values.reshape(self.values_shape), self.shape)
 
@@ -162,7 +206,7 @@ class SparseFactor:
         values_t = values.index_select(0, self.t_perm)
         if self.layout == COO:
             (indices,) = self.t_index_tensors
-            return tc.sparse_coo_tensor(indices, values_t, self.shape, is_coalesced=self.coalesced)
+            return tc.sparse_coo_tensor(indices, values_t, self.shape, is_coalesced=True)
         crow, col = self.t_index_tensors
         return tc.sparse_csr_tensor(crow, col, values_t.reshape(self.values_shape), self.shape)
 
