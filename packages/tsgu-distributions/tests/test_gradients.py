@@ -24,7 +24,14 @@ def _inputs(p, with_value: bool):
     if p.ldlt:
         leaves.append(p.diagonal.clone().requires_grad_(True))
     if with_value:
-        x = p.reference().sample((2,), ).detach() + 0.2
+        x = (
+            p.reference()
+            .sample(
+                (2,),
+            )
+            .detach()
+            + 0.2
+        )
         leaves.append(x.requires_grad_(True))
 
     def dist(loc, vals, *rest):

@@ -164,6 +164,11 @@ class SparseFactor:
             self.t_index_tensors = (crow_t.to(crow.dtype), cols_t.to(crow.dtype))
         self._values = self._read_values()
 
+    @property
+    def nnz(self) -> int:
+        """Stored values over the whole batch (after merging repeated COO entries)."""
+        return self.coords.raw_values.numel()
+
     # ------------------------------------------------------------------ values
     def values(self) -> torch.Tensor:
         """The factor's values, flat, differentiable back to the user's factor.

@@ -13,7 +13,7 @@ from torch.distributions.utils import _standard_normal
 import tsgu.core as tc
 from tsgu.core.validation import CSR
 
-from ._factor import Coordinates
+from ._factor import SparseFactor
 from ._validate import check_factor, check_factor_values, check_real, check_value, check_vector
 from .constraints import sparse_lower_cholesky
 
@@ -74,9 +74,13 @@ class SparseMultivariateNormalNative(Distribution):
     tensor([1.0000, 4.2500])
     """
 
-    arg_constraints = {"loc": constraints.real_vector, "scale_tril": sparse_lower_cholesky}
     support = constraints.real_vector
     has_rsample = True
+
+    @property
+    def arg_constraints(self) -> dict[str, constraints.Constraint]:
+        """``loc`` real, ``scale_tril`` sparse lower triangular with a positive diagonal."""
+        return {"loc": constraints.real_vector, "scale_tril": sparse_lower_cholesky}
 
     def __init__(
         self, loc: torch.Tensor, scale_tril: torch.Tensor, validate_args: bool | None = None
@@ -95,10 +99,10 @@ class SparseMultivariateNormalNative(Distribution):
             check_factor_values(fn, "scale_tril", factor, ldlt=False)
         self.loc = loc
         self._scale_tril = factor
-        coords = Coordinates(factor)
-        self._rows = coords.rows
-        self._diag_positions = torch.nonzero(coords.rows == coords.cols).squeeze(1)
-        self._diag_rows = coords.rows[self._diag_positions]
+        # log_prob, entropy and variance read the values through tsgu's one-bridge factor
+        # (torch's own CSR values() gives wrong second derivatives); rsample uses torch's
+        # own product on the factor as given.
+        self._factor = SparseFactor(factor)
         super().__init__(torch.Size(), loc.shape, validate_args=False)
         self._validate_args = validate
 
@@ -130,15 +134,10 @@ class SparseMultivariateNormalNative(Distribution):
     @property
     def variance(self) -> torch.Tensor:
         """Row sums of :math:`L_{ij}^2`, O(nnz)."""
-        squares = self._scale_tril.values().square()
-        return squares.new_zeros(self.loc.shape[0]).index_add(0, self._rows, squares)
+        return self._factor.row_sums(self._factor.values().square())
 
     def _half_log_det(self) -> torch.Tensor:
-        values = self._scale_tril.values()
-        diag = values.new_zeros(self.loc.shape[0]).index_add(
-            0, self._diag_rows, values.index_select(0, self._diag_positions)
-        )
-        return diag.abs().log().sum()
+        return self._factor.diagonal(self._factor.values()).abs().log().sum()
 
     def expand(
         self, batch_shape: Any, _instance: SparseMultivariateNormalNative | None = None
@@ -151,7 +150,7 @@ class SparseMultivariateNormalNative(Distribution):
             )
         return self
 
-    def rsample(self, sample_shape: Any = torch.Size()) -> torch.Tensor:
+    def rsample(self, sample_shape: Any = ()) -> torch.Tensor:
         """Reparameterised samples ``(*sample_shape, n)`` by one ``torch.sparse.mm``."""
         shape = self._extended_shape(torch.Size(sample_shape))
         n = self.loc.shape[0]
@@ -167,7 +166,8 @@ class SparseMultivariateNormalNative(Distribution):
         r = value - self.loc
         n = self.loc.shape[0]
         shape = r.shape
-        z = tc.sparse_triangular_solve(self._scale_tril, r.reshape(-1, n).mT, upper=False)
+        L = self._factor.matrix(self._factor.values())
+        z = tc.sparse_triangular_solve(L, r.reshape(-1, n).mT, upper=False)
         M = z.mT.reshape(shape).square().sum(-1)
         return -0.5 * (n * _LOG_2PI + M) - self._half_log_det()
 

@@ -38,14 +38,13 @@ class SparseMultivariateNormal(Distribution):
     ``variance`` added, and any sample and batch shape. Exactly one of ``scale_tril`` and
     ``precision_tril`` is given; ``diagonal`` chooses between the two factorisations:
 
-    =====================  ===========================================  =================================================
-    arguments              distribution                                 factor ``L``
-    =====================  ===========================================  =================================================
-    ``scale_tril``         covariance :math:`\Sigma = L L^\top`         lower triangular, positive diagonal stored
-    ``scale_tril`` + d     covariance :math:`\Sigma = L D L^\top`       unit lower triangular, diagonal *not* stored
-    ``precision_tril``     precision :math:`\Sigma^{-1} = L L^\top`     lower triangular, positive diagonal stored
-    ``precision_tril`` + d precision :math:`\Sigma^{-1} = L D L^\top`   unit lower triangular, diagonal *not* stored
-    =====================  ===========================================  =================================================
+    * ``scale_tril``: covariance :math:`\Sigma = L L^\top`, L lower triangular with its
+      positive diagonal stored;
+    * ``scale_tril`` and ``diagonal``: covariance :math:`\Sigma = L D L^\top`, L unit lower
+      triangular with its diagonal *not* stored;
+    * ``precision_tril``: precision :math:`\Sigma^{-1} = L L^\top`, L as for ``scale_tril``;
+    * ``precision_tril`` and ``diagonal``: precision :math:`\Sigma^{-1} = L D L^\top`, L unit
+      lower triangular with its diagonal *not* stored,
 
     with :math:`D = \operatorname{diag}(d)`, ``d = diagonal > 0``. In the :math:`L D L^\top` forms
     the factor holds only the strictly lower part: its unit diagonal is implicit.
@@ -123,12 +122,13 @@ class SparseMultivariateNormal(Distribution):
     and :math:`d = s^2`. Then :math:`(L^{-1}g)_j = (U^{-1}g)_j / s_j`, so
     :math:`\partial f/\partial L_{ij} = (\partial f/\partial U_{ij}) / s_j`: every factor
     gradient of the :math:`L L^\top` form is that of the :math:`L D L^\top` form divided by
-    a diagonal entry of :math:`L`. With small diagonal entries (a badly conditioned
-    precision) the :math:`L L^\top` factor gradients explode (torchsparsegradutils 0.2
-    reports values above 1e6), while the :math:`L D L^\top` form keeps the triangular
-    solve unit-diagonal and moves all of the scale into ``diagonal``, whose gradient is an
-    elementwise term (train it through a log or softplus). Prefer ``diagonal=`` with a
-    precision factor.
+    a diagonal entry of :math:`L`. On a badly conditioned precision (small :math:`s`) the
+    :math:`L L^\top` factor gradients grow like :math:`1/s^2` (torchsparsegradutils 0.2
+    reports values above 1e6), the :math:`L D L^\top` ones only like the samples themselves
+    (:math:`1/s`): its triangular solve has a unit diagonal, and all of the scale sits in
+    ``diagonal``, an elementwise term. Prefer ``diagonal=`` with a precision factor, and
+    train ``diagonal`` through a log or softplus (its raw gradient scales like
+    :math:`d^{-3/2}`, as that of any parameter that sets the sample scale).
 
     Examples
     --------
@@ -179,7 +179,9 @@ class SparseMultivariateNormal(Distribution):
             )
         loc = check_vector(fn, "loc", loc)
         name = "scale_tril" if scale_tril is not None else "precision_tril"
-        factor = check_factor(fn, name, scale_tril if scale_tril is not None else precision_tril, loc)
+        factor = check_factor(
+            fn, name, scale_tril if scale_tril is not None else precision_tril, loc
+        )
         shapes: dict[str, tuple[int, ...]] = {"loc": tuple(loc.shape[:-1])}
         if diagonal is not None:
             diagonal = check_diagonal(fn, diagonal, loc)
@@ -203,7 +205,7 @@ class SparseMultivariateNormal(Distribution):
 
     # ---------------------------------------------------------------- arguments
     @property
-    def arg_constraints(self) -> dict[str, constraints.Constraint]:  # type: ignore[override]
+    def arg_constraints(self) -> dict[str, constraints.Constraint]:
         """The constraints of the given arguments (the factor's is a sparse one)."""
         out: dict[str, constraints.Constraint] = {"loc": constraints.real_vector}
         name = "scale_tril" if self._is_covariance else "precision_tril"
@@ -276,6 +278,20 @@ class SparseMultivariateNormal(Distribution):
             half = self._factor.diagonal(values).abs().log().sum(-1)
         return half if self._is_covariance else -half
 
+    def _solve(self, L: torch.Tensor, x: torch.Tensor, transpose: bool) -> torch.Tensor:
+        """:math:`L^{-1} x` or :math:`L^{-\top} x` for every vector of x (unit diagonal in LDLᵀ)."""
+        unit = self._diagonal is not None
+        if unit and self._factor.nnz == 0:
+            # L = I. (torch 2.13's MKL kernel returns NaN for a unit solve with no entries.)
+            return x
+        return apply_folded(
+            lambda X: tc.sparse_triangular_solve(
+                L, X, upper=False, unitriangular=unit, transpose=transpose
+            ),
+            x,
+            self._factor_batch,
+        )
+
     # ------------------------------------------------------------------ methods
     def expand(
         self, batch_shape: Any, _instance: SparseMultivariateNormal | None = None
@@ -301,7 +317,7 @@ class SparseMultivariateNormal(Distribution):
         new._validate_args = self._validate_args
         return new
 
-    def rsample(self, sample_shape: Any = torch.Size()) -> torch.Tensor:
+    def rsample(self, sample_shape: Any = ()) -> torch.Tensor:
         """Reparameterised samples ``(*sample_shape, *batch, n)``, differentiable in every
         parameter (the factor's gradient is sparse)."""
         shape = self._extended_shape(torch.Size(sample_shape))
@@ -315,16 +331,8 @@ class SparseMultivariateNormal(Distribution):
                 return self.loc + apply_folded(lambda X: tc.sparse_mm(L, X), eps, fb)
             eta = d.sqrt() * eps
             return self.loc + eta + apply_folded(lambda X: tc.sparse_mm(L, X), eta, fb)
-        unit = d is not None
         rhs = eps if d is None else eps * d.rsqrt()
-        y = apply_folded(
-            lambda X: tc.sparse_triangular_solve(
-                L, X, upper=False, unitriangular=unit, transpose=True
-            ),
-            rhs,
-            fb,
-        )
-        return self.loc + y
+        return self.loc + self._solve(L, rhs, transpose=True)
 
     def log_prob(self, value: torch.Tensor) -> torch.Tensor:
         """Log density of ``value`` ``(*sample, *batch, n)`` (batch dims broadcast)."""
@@ -336,20 +344,12 @@ class SparseMultivariateNormal(Distribution):
         fb = self._factor_batch
         d = self._diagonal
         if self._is_covariance:
-            L = self._factor.matrix(values)
-            z = apply_folded(
-                lambda X: tc.sparse_triangular_solve(L, X, upper=False, unitriangular=d is not None),
-                r,
-                fb,
-            )
+            z = self._solve(self._factor.matrix(values), r, transpose=False)
             M = z.square().sum(-1) if d is None else (z.square() / d).sum(-1)
         else:
             Lt = self._factor.transpose(values)
             z = apply_folded(lambda X: tc.sparse_mm(Lt, X), r, fb)
-            if d is None:
-                M = z.square().sum(-1)
-            else:
-                M = ((z + r).square() * d).sum(-1)
+            M = z.square().sum(-1) if d is None else ((z + r).square() * d).sum(-1)
         n = self._event_shape[0]
         return -0.5 * (n * _LOG_2PI + M) - self._half_log_det(values)
 

@@ -28,16 +28,21 @@ from ._factor import Coordinates
 from .constraints import sparse_lower_cholesky, sparse_strictly_lower
 
 
-def check_vector(fn: str, name: str, value: object, what: str = "(*batch, n)") -> torch.Tensor:
-    """A dense floating-point tensor with at least one dimension."""
+def check_vector(
+    fn: str, name: str, value: object, what: str = "(*batch, n)", min_dim: int = 1
+) -> torch.Tensor:
+    """A dense floating-point tensor with at least ``min_dim`` dimensions."""
     t = check_tensor(fn, name, value)
     if t.layout != torch.strided:
         raise TypeError(
             f"{fn}: {name} must be a dense (strided) tensor, got layout {layout_name(t.layout)}; "
             f"convert with {name}.to_dense()"
         )
-    if t.dim() < 1:
-        raise ValueError(f"{fn}: {name} must have at least 1 dimension {what}, got shape ()")
+    if t.dim() < min_dim:
+        plural = "dimension" if min_dim == 1 else "dimensions"
+        raise ValueError(
+            f"{fn}: {name} must have at least {min_dim} {plural} {what}, got shape {tuple(t.shape)}"
+        )
     check_float_dtype(fn, name, t)
     return t
 

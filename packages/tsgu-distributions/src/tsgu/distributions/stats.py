@@ -26,7 +26,9 @@ from __future__ import annotations
 
 import torch
 
-from tsgu.core.validation import check_dense, check_float_dtype, check_same_device
+from tsgu.core.validation import check_same_device
+
+from ._validate import check_vector
 
 __all__ = ["cov_nagao_test", "mean_hotelling_t2_test"]
 
@@ -50,8 +52,7 @@ def _check_n(fn: str, n: object, minimum: int) -> int:
 
 
 def _check_matrix(fn: str, name: str, value: object, p: int | None = None) -> torch.Tensor:
-    t = check_dense(fn, name, value, dims=range(2, 33))
-    check_float_dtype(fn, name, t)
+    t = check_vector(fn, name, value, "(*batch, p, p)", min_dim=2)
     if t.shape[-1] != t.shape[-2] or (p is not None and t.shape[-1] != p):
         size = "(*batch, p, p)" + (f" with p = {p}" if p is not None else "")
         raise ValueError(f"{fn}: {name} must be {size}, got shape {tuple(t.shape)}")
@@ -117,9 +118,8 @@ def mean_hotelling_t2_test(
     from scipy import stats
 
     fn = "mean_hotelling_t2_test"
-    sample_mean = check_dense(fn, "sample_mean", sample_mean, dims=range(1, 32))
-    true_mean = check_dense(fn, "true_mean", true_mean, dims=range(1, 32))
-    check_float_dtype(fn, "sample_mean", sample_mean)
+    sample_mean = check_vector(fn, "sample_mean", sample_mean, "(*batch, p)")
+    true_mean = check_vector(fn, "true_mean", true_mean, "(*batch, p)")
     p = sample_mean.shape[-1]
     sample_cov = _check_matrix(fn, "sample_cov", sample_cov, p)
     if true_mean.shape[-1] != p:
