@@ -2,8 +2,9 @@
 
 Each test body is the README's code as printed there; the only edit the README itself asks
 for is ``create_sparse_triangular_matrix()`` ("Your sparse CSR matrix"), replaced by a real
-one. Examples that need tsgu-distributions, tsgu-cupy or tsgu-jax live beside those packages'
-re-exports.
+one. Where an example cannot run as printed (the sparse normal's backward, with nothing that
+requires grad), a test shows that it fails as it did in 0.2, and a second one runs it with the
+one edit it needs.
 """
 
 from __future__ import annotations
@@ -127,3 +128,173 @@ def test_pairwise_voxel_encoding(capsys):
     out = capsys.readouterr().out
     assert "Encoded volume shape: torch.Size([1048576, 1048576])" in out
     assert f"Number of spatial offsets: {num_offsets}" in out
+
+
+def sparse_multivariate_normal_example():
+    """The README's code up to its backward, as printed there."""
+    import torch
+
+    from torchsparsegradutils.distributions import SparseMultivariateNormal
+    from torchsparsegradutils.utils.random_sparse import rand_sparse_tri
+
+    # Create parameters
+    batch_size, event_size = 2, 1000
+    loc = torch.zeros(batch_size, event_size)
+
+    # Example 1: LDL^T parameterization (numerically stable for precision matrices)
+    # Create sparse lower triangular matrix (unit triangular, no diagonal)
+    scale_tril = rand_sparse_tri(
+        (batch_size, event_size, event_size),
+        nnz=5000,  # 5000 non-zeros for 1M parameters (0.5% sparsity)
+        layout=torch.sparse_csr,
+        upper=False,
+        unit_triangular=True,  # Unit triangular for LDL^T
+    )
+
+    # Diagonal component for LDL^T parameterization
+    diagonal = torch.ones(batch_size, event_size) * 0.5
+
+    # Create distribution with LDL^T parameterization
+    dist_ldlt = SparseMultivariateNormal(
+        loc=loc,
+        diagonal=diagonal,
+        scale_tril=scale_tril,  # Unit lower triangular
+    )
+
+    # Example 2: LL^T parameterization (standard Cholesky)
+    scale_tril_chol = rand_sparse_tri(
+        (batch_size, event_size, event_size),
+        nnz=5000,
+        layout=torch.sparse_csr,
+        upper=False,
+        unit_triangular=False,  # Include diagonal for LL^T
+    )
+
+    # Create distribution with LL^T parameterization
+    dist_chol = SparseMultivariateNormal(
+        loc=loc,
+        scale_tril=scale_tril_chol,  # Lower triangular with diagonal
+    )
+
+    # Example 3: Precision matrix parameterization (more stable with LDL^T)
+    precision_tril = rand_sparse_tri(
+        (batch_size, event_size, event_size),
+        nnz=5000,
+        layout=torch.sparse_csr,
+        upper=False,
+        unit_triangular=True,
+    )
+
+    precision_diagonal = torch.ones(batch_size, event_size) * 2.0
+
+    dist_precision = SparseMultivariateNormal(
+        loc=loc,
+        diagonal=precision_diagonal,
+        precision_tril=precision_tril,  # Unit triangular precision factor
+    )
+
+    # Sample with gradient support
+    samples = dist_ldlt.rsample((100,))  # 100 samples
+    return samples, scale_tril, dist_ldlt, dist_chol, dist_precision
+
+
+def test_sparse_multivariate_normal_fails_at_backward_as_in_0_2():
+    """As printed, nothing in the README's example requires grad, so its
+    ``loss.backward()`` raises in 0.2 as it does here."""
+    import pytest
+
+    samples, *_ = sparse_multivariate_normal_example()
+    loss = samples.sum()
+    with pytest.raises(RuntimeError, match="does not require grad"):
+        loss.backward()
+
+
+def test_sparse_multivariate_normal_with_a_trainable_factor(capsys):
+    """The README's example with the one edit its prints assume: a factor that requires grad."""
+    from torchsparsegradutils.utils import rand_sparse_tri
+
+    samples, _, dist_ldlt, dist_chol, dist_precision = sparse_multivariate_normal_example()
+    assert samples.shape == (100, 2, 1000)
+    assert dist_chol.rsample((3,)).shape == dist_precision.rsample((3,)).shape == (3, 2, 1000)
+    scale_tril = rand_sparse_tri(
+        (2, 1000, 1000), nnz=5000, layout=torch.sparse_csr, upper=False, unit_triangular=True
+    ).requires_grad_(True)
+    from torchsparsegradutils.distributions import SparseMultivariateNormal
+
+    dist_ldlt = SparseMultivariateNormal(
+        loc=torch.zeros(2, 1000), diagonal=torch.ones(2, 1000) * 0.5, scale_tril=scale_tril
+    )
+    samples = dist_ldlt.rsample((100,))
+
+    # Gradient computation preserves sparsity
+    loss = samples.sum()
+    loss.backward()
+    print(f"Sparse gradient shape: {scale_tril.grad.shape}")
+    print(f"Sparse gradient nnz: {scale_tril.grad._nnz()}")
+    print(f"Using LDL^T parameterization: {dist_ldlt.is_ldlt_parameterization}")
+
+    out = capsys.readouterr().out
+    assert "Sparse gradient shape: torch.Size([2, 1000, 1000])" in out
+    assert f"Sparse gradient nnz: {scale_tril._nnz()}" in out
+    assert "Using LDL^T parameterization: True" in out
+
+
+def test_pairwise_encoder_into_a_sparse_multivariate_normal():
+    """The tail of the README's encoder example: 0.2 checked nothing, so the drop-in
+    accepts its (non-triangular) matrix by default too; the volume is the README's."""
+    import torch
+
+    from torchsparsegradutils.distributions import SparseMultivariateNormal
+    from torchsparsegradutils.encoders import PairwiseEncoder
+
+    volume_shape = (4, 64, 64, 64)  # 4 channels, 64x64x64 spatial
+    encoder = PairwiseEncoder(radius=2.0, volume_shape=volume_shape, layout=torch.sparse_csr)
+    values = torch.randn(len(encoder.offsets), *volume_shape)
+    sparse_matrix = encoder(values)
+
+    # Use in sparse multivariate normal
+    flat_size = 4 * 64 * 64 * 64  # Total flattened size
+    dist = SparseMultivariateNormal(loc=torch.zeros(flat_size), scale_tril=sparse_matrix)
+
+    assert dist.event_shape == (flat_size,)
+
+
+def test_statistical_distribution_validation(capsys):
+    import torch
+    from torch.distributions import MultivariateNormal
+
+    from torchsparsegradutils.utils import cov_nagao_test, mean_hotelling_t2_test
+
+    # Generate sample data from known distribution
+    torch.manual_seed(42)
+    true_mean = torch.tensor([[0.0, 0.0]])
+    true_cov = torch.eye(2).unsqueeze(0)
+    n = 1000
+
+    # Generate samples and compute statistics
+    dist = MultivariateNormal(true_mean.squeeze(0), true_cov.squeeze(0))
+    samples = dist.sample((n,)).unsqueeze(1)
+    sample_mean = samples.mean(0)
+    sample_cov = torch.cov(samples.squeeze(1).T).unsqueeze(0)
+
+    # Test if sample mean is consistent with hypothesized mean (should pass)
+    result, t2_stat, threshold = mean_hotelling_t2_test(
+        sample_mean, true_mean, sample_cov, n, confidence_level=0.95
+    )
+    print(f"Mean test passed: {result.item()}")  # True
+
+    # Test if sample covariance is consistent with hypothesized covariance (should pass)
+    result, t_n_stat, threshold = cov_nagao_test(sample_cov, true_cov, n, confidence_level=0.95)
+    print(f"Covariance test passed: {result.item()}")  # True
+
+    # Test against wrong parameters (should fail)
+    wrong_mean = true_mean + 1.0  # Significantly different mean
+    result, _, _ = mean_hotelling_t2_test(
+        sample_mean, wrong_mean, sample_cov, n, confidence_level=0.95
+    )
+    print(f"Wrong mean test passed: {result.item()}")  # False
+
+    out = capsys.readouterr().out
+    assert "Mean test passed: True" in out
+    assert "Covariance test passed: True" in out
+    assert "Wrong mean test passed: False" in out
