@@ -218,6 +218,12 @@ def build(session: nox.Session) -> None:
         python = str(venv / "bin" / "python")
         extra = "[test]" if _has_test_extra(pkg) else ""
         constraints = _constraints(session, DEFAULT_TORCH)
+        if pkg.name == DROP_IN:
+            # the upgrade users make: 0.3 installed over 0.2.2 must replace it cleanly
+            session.run(
+                "uv", "pip", "install", "--quiet", "--python", python, "--no-deps",
+                f"{DROP_IN}==0.2.2", external=True,
+            )  # fmt: skip
         session.run(
             "uv",
             "pip",
@@ -235,6 +241,8 @@ def build(session: nox.Session) -> None:
             external=True,
         )
         _check_torch(session, DEFAULT_TORCH, python=python)
+        if pkg.name == DROP_IN:
+            session.run(python, "-c", _REPLACED_0_2, external=True)
         tests_dir = pkg / "tests"
         if not tests_dir.exists():
             continue
@@ -255,6 +263,20 @@ def build(session: nox.Session) -> None:
             env={"OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS", "1")},
         )
     shutil.rmtree(work, ignore_errors=True)
+
+
+DROP_IN = "torchsparsegradutils"
+
+# 0.2.2's wheel holds tests/ and benchmarks/ inside the package; once 0.3 has replaced it,
+# neither may be left behind, and the version must be ours.
+_REPLACED_0_2 = """
+import importlib.metadata, pathlib, torchsparsegradutils as t
+root = pathlib.Path(t.__file__).parent
+left = [p.name for p in (root / 'tests', root / 'benchmarks') if p.exists()]
+assert not left, f'0.2.2 files left behind: {left}'
+assert t.__version__ == importlib.metadata.version('torchsparsegradutils') == '0.3.0'
+print('torchsparsegradutils 0.3.0 replaced 0.2.2 cleanly')
+"""
 
 
 def _wheel_of(dist: Path, pkg: Path) -> Path:
