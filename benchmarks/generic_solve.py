@@ -4,8 +4,8 @@ float64. Each solver on the matrices it is made for, side by side with
 scipy.sparse.linalg's solver of the same name, in one run:
 - CG and MINRES: 2D Poisson 512 x 512 (262,144 rows) and 3D 27-point Poisson on 50³
   (125,000 rows, 3.2M nnz);
-- BiCGSTAB and GMRES(20): a random nonsymmetric diagonally dominant matrix, n = 100,000,
-  10 nnz per row, and 2D Poisson 512 x 512;
+- BiCGSTAB: a random nonsymmetric diagonally dominant matrix, n = 100,000, 10 nnz per row,
+  and 2D Poisson 512 x 512; GMRES(20): the nonsymmetric matrix;
 - LSMR: a tall random 150,000 x 100,000 matrix, 8 nnz per row;
 - sparse_generic_solve with CG, forward + backward, against SciPy's CG twice (the solve and
   the transposed solve a backward needs).
@@ -41,7 +41,8 @@ def _matrix(name: str) -> Any:
         A = tc.rand_sparse(
             (n, n), 10 * n, torch.sparse_csr, values_dtype=torch.float64, generator=gen
         )
-        return (A - 0.5 * A.to_sparse_coo().abs() + 8.0 * tc.sparse_eye(n)).to_sparse_csr()
+        C = A.to_sparse_coo()  # torch adds sparse matrices in COO only
+        return (C - 0.5 * C.abs() + 8.0 * tc.sparse_eye(n)).coalesce().to_sparse_csr()
     A = tc.rand_sparse(
         (150_000, 100_000), 8 * 150_000, torch.sparse_csr, values_dtype=torch.float64, generator=gen
     )
@@ -183,7 +184,8 @@ def cases() -> tuple[list[Case], dict[str, str]]:
         ("bicgstab", "nonsymmetric"),
         ("bicgstab", "poisson2d"),
         ("gmres", "nonsymmetric"),
-        ("gmres", "poisson2d"),
+        # not ("gmres", "poisson2d"): restarted GMRES(20) stagnates on the 2D Laplacian;
+        # neither tsgu nor SciPy reached rtol 1e-8 on 512² within 10 minutes (2026-11-23)
         ("lsmr", "tall"),
     ]
     out: list[Case] = []
