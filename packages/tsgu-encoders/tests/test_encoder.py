@@ -11,7 +11,6 @@ from torch.utils._python_dispatch import TorchDispatchMode
 import tsgu.core as tc
 from tsgu.core.testing import devices, generator, tol, weighted_sum
 from tsgu.encoders import PairwiseEncoder
-from tsgu.encoders import pairwise as pairwise_module
 
 LAYOUTS = [torch.sparse_coo, torch.sparse_csr]
 INDEX_DTYPES = [torch.int32, torch.int64]
@@ -163,56 +162,6 @@ def test_batched_gradient_equals_per_item_gradients():
         item = values[i].detach().clone().requires_grad_(True)
         weighted_sum(enc(item), W[i]).backward()
         torch.testing.assert_close(values.grad[i], item.grad, **tol(torch.float64))
-
-
-# ------------------------------------------------ slices padded apart (cache-friendly)
-PADDED_SHAPE = (2, 16, 32)  # V = 1024: the K slices of values start 4 KiB-aligned apart
-
-
-def _unpadded(monkeypatch, *args, **kwargs):
-    """The same encoder with the padding switched off (the plain k * V + p gather)."""
-    with monkeypatch.context() as patch:
-        patch.setattr(pairwise_module, "_ALIGNED_SLICES", 10**12)
-        enc = PairwiseEncoder(*args, **kwargs)
-    assert enc.slab_stride == enc.volume_numel
-    return enc
-
-
-@pytest.mark.parametrize("batch", BATCH)
-@pytest.mark.parametrize("layout", LAYOUTS)
-def test_padded_slices_give_the_unpadded_matrix_and_gradient(monkeypatch, layout, batch):
-    args = (1.5, PADDED_SHAPE)
-    kwargs = {"diag": True, "upper": False, "channel_voxel_relation": "inter", "layout": layout}
-    padded, plain = PairwiseEncoder(*args, **kwargs), _unpadded(monkeypatch, *args, **kwargs)
-    assert padded.slab_stride > padded.volume_numel
-    nbatch = 2 if batch == "batched" else None
-    grads = []
-    W = torch.randn(*((nbatch,) if nbatch else ()), 1024, 1024, dtype=torch.float64)
-    for enc in (padded, plain):
-        values = random_values(enc, nbatch).requires_grad_(True)
-        A = enc(values)
-        weighted_sum(A, W).backward()
-        grads.append((A.detach().to_dense(), values.grad))
-    assert grads[0][0].abs().sum() > 0
-    assert torch.equal(grads[0][0], grads[1][0])
-    assert torch.equal(grads[0][1], grads[1][1])
-
-
-@pytest.mark.parametrize("batch", BATCH)
-@pytest.mark.parametrize("layout", LAYOUTS)
-def test_padded_slices_gradcheck_and_gradgradcheck(monkeypatch, layout, batch):
-    monkeypatch.setattr(pairwise_module, "_ALIGNED_SLICES", 1)  # pad every volume
-    enc = encoder(layout, small=True)
-    assert enc.slab_stride > enc.volume_numel
-    values = random_values(enc, 2 if batch == "batched" else None).requires_grad_(True)
-    nvox = enc.volume_numel
-    W = torch.randn(*(values.shape[:1] if batch == "batched" else ()), nvox, nvox).double()
-
-    def loss(v):
-        return weighted_sum(enc(v), W) ** 2
-
-    assert torch.autograd.gradcheck(loss, (values,))
-    assert torch.autograd.gradgradcheck(loss, (values,))
 
 
 def test_non_contiguous_values():

@@ -55,8 +55,8 @@ class RowMajorPattern:
 
     ``crow`` (V + 1) and ``cols`` (nnz) are the CSR indices; ``coo`` (only when asked
     for) the ``(2, nnz)`` int64 rows and columns, whose second row is ``cols``;
-    ``value_index[e]`` is the position of entry ``e``'s value in the values laid out as K
-    rows of ``slab_stride >= V`` elements, i.e. ``k * slab_stride + row``.
+    ``value_index[e]`` is the position of entry ``e``'s value in ``values.reshape(K * V)``,
+    i.e. ``k * V + row``.
     """
 
     crow: torch.Tensor
@@ -80,14 +80,12 @@ def row_major_pattern(
     value_index_dtype: torch.dtype,
     device: torch.device,
     with_coo: bool = False,
-    slab_stride: int | None = None,
 ) -> RowMajorPattern:
     """Build the pattern with no sort: one strided broadcast per block and array.
 
     ``crow`` and ``cols`` come in ``index_dtype``, ``value_index`` in ``value_index_dtype``
     (the caller checks that the sizes fit). ``with_coo`` also fills ``coo``, the int64
-    ``(2, nnz)`` COO indices. ``slab_stride`` (default V) is the distance between the
-    starts of two offsets' values in the array the caller gathers from.
+    ``(2, nnz)`` COO indices.
 
     Notes
     -----
@@ -156,8 +154,7 @@ def row_major_pattern(
     del counts, ends
 
     shift_dev = shift.to(device)
-    slab = nvox if slab_stride is None else slab_stride
-    first_value = (order * slab).to(device)  # where slice k starts in the gathered array
+    first_value = (order * nvox).to(device)  # where slice k starts in values.reshape(K * V)
     targets = [(cols, "cols"), (value_index, "value_index")]
     if coo is not None:
         targets.append((coo[0], "rows"))

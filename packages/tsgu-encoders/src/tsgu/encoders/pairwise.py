@@ -24,21 +24,6 @@ from ._validate import (
 
 __all__ = ["PairwiseEncoder"]
 
-# When V is a multiple of 1024 the K slices of values start 4 KiB-aligned apart, so the
-# gather's K concurrent read streams (one per offset) fall into the same cache sets and
-# evict each other: 2.7x slower on a 4 x 64³ volume at radius 2 (79 ms against 29 ms).
-# Gathering from a copy whose slices are PAD elements apart costs one sequential copy and
-# removes the conflicts.
-_ALIGNED_SLICES = 1024
-_PAD = 16
-
-
-def _slab_stride(volume_numel: int, n_offsets: int) -> int:
-    """Distance, in elements, between two offsets' values in the array gathered from."""
-    if n_offsets > 1 and volume_numel % _ALIGNED_SLICES == 0:
-        return volume_numel + _PAD
-    return volume_numel
-
 
 class PairwiseEncoder(torch.nn.Module):
     """Place per-voxel neighbour values into a sparse ``V x V`` matrix, differentiably.
@@ -89,9 +74,6 @@ class PairwiseEncoder(torch.nn.Module):
         Number of spatial dimensions.
     nnz : int
         Stored entries of one matrix.
-    slab_stride : int
-        Distance between two offsets' values in the array the forward gathers from:
-        ``V``, or ``V + 16`` when V is a multiple of 1024 (see Notes).
 
     Notes
     -----
@@ -106,13 +88,10 @@ class PairwiseEncoder(torch.nn.Module):
 
     The forward pass is ``A.values = values.reshape(K·V)[value_index]`` (batched: per
     row of ``values.reshape(B, K·V)``) and the backward the matching copy back (no value
-    is used twice), both O(nnz). When V is a multiple of 1024 the gather reads from a
-    copy whose K slices are padded apart (``slab_stride = V + 16``), which avoids cache
-    conflicts between the K read streams and halves the forward time of large volumes.
-    The sparse tensor is built with :func:`tsgu.core.sparse_coo_tensor` /
-    :func:`tsgu.core.sparse_csr_tensor`, whose backward hands the gradient's values back
-    at the pattern: torch's own CSR constructor would turn it into a dense ``V x V``
-    matrix.
+    is used twice), both O(nnz). The sparse tensor is built with
+    :func:`tsgu.core.sparse_coo_tensor` / :func:`tsgu.core.sparse_csr_tensor`, whose
+    backward hands the gradient's values back at the pattern: torch's own CSR
+    constructor would turn it into a dense ``V x V`` matrix.
 
     The pattern lives in non-persistent buffers: ``.to()`` moves it, ``state_dict()``
     stays empty (as in 0.2; the pattern is rebuilt from the arguments).
@@ -186,7 +165,6 @@ class PairwiseEncoder(torch.nn.Module):
             self.radius, self.volume_shape, diag, upper, self.channel_voxel_relation
         )
         self.nnz = count_pairs(self.offsets, self.volume_shape)
-        self.slab_stride = _slab_stride(self.volume_numel, len(self.offsets))
         self._values_shape = (len(self.offsets), *self.volume_shape)
         csr = self.layout == torch.sparse_csr
         index_dtype = self.indices_dtype if csr else torch.int64
@@ -204,7 +182,6 @@ class PairwiseEncoder(torch.nn.Module):
             value_index_dtype=torch.int64,
             device=where,
             with_coo=not csr,
-            slab_stride=self.slab_stride,
         )
         if csr:
             self.register_buffer("crow_indices", pattern.crow, persistent=False)
@@ -249,7 +226,7 @@ class PairwiseEncoder(torch.nn.Module):
         values = check_values(fn, values, self.values_shape, self.device)
         nvox = self.volume_numel
         if values.dim() == len(self.values_shape):
-            flat = gather(self._slabs(values).reshape(-1), self.value_index)
+            flat = gather(values.reshape(-1), self.value_index)
             if self.layout == torch.sparse_csr:
                 return tc.sparse_csr_tensor(
                     self.crow_indices, self.col_indices, flat, (nvox, nvox), check_invariants=False
@@ -258,7 +235,7 @@ class PairwiseEncoder(torch.nn.Module):
                 self.indices, flat, (nvox, nvox), is_coalesced=True, check_invariants=False
             )
         batch = values.shape[0]
-        flat = gather(self._slabs(values).reshape(batch, -1), self.value_index)  # (B, nnz)
+        flat = gather(values.reshape(batch, -1), self.value_index)  # (B, nnz)
         size = (batch, nvox, nvox)
         if self.layout == torch.sparse_csr:
             crow = self.crow_indices.expand(batch, -1).contiguous()
@@ -271,12 +248,6 @@ class PairwiseEncoder(torch.nn.Module):
         return tc.sparse_coo_tensor(
             indices, flat.reshape(-1), size, is_coalesced=True, check_invariants=False
         )
-
-    def _slabs(self, values: torch.Tensor) -> torch.Tensor:
-        """``values`` as ``(..., K, slab_stride)``: padded apart when the stride asks."""
-        slabs = values.reshape(*values.shape[: -len(self.volume_shape)], self.volume_numel)
-        pad = self.slab_stride - self.volume_numel
-        return torch.nn.functional.pad(slabs, (0, pad)) if pad else slabs
 
     def extra_repr(self) -> str:
         layout = "sparse_csr" if self.layout == torch.sparse_csr else "sparse_coo"
