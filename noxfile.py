@@ -11,6 +11,7 @@ wheel locally; pip finds it through PIP_FIND_LINKS, and uv gets the same folders
     nox -s tests_pkg                       each package alone, with only its declared dependencies
     nox -s tests_cuda                      on a GPU machine: the suite on CUDA torch builds
     nox -s tests_cuda_system               on a GPU machine: the suite on the installed torch
+    nox -s compat                          tsgu against the torchsparsegradutils 0.2 releases, live
     nox -s lint | build | docs | bench | demo
 """
 
@@ -124,6 +125,35 @@ def tests_pkg(session: nox.Session, package: str) -> None:
     _install(session, DEFAULT_TORCH, *_requirement(path))
     _check_torch(session, DEFAULT_TORCH)
     _pytest(session, str(path))
+
+
+# The tests that compare tsgu with a torchsparsegradutils 0.2 release, and the release each
+# needs. Where every package is installed, torchsparsegradutils is tsgu's own 0.3 drop-in
+# path and these tests skip; this session installs the real release beside tsgu instead.
+COMPAT_0_2 = {
+    "0.2.2": "packages/tsgu-encoders/tests/test_compat_0_2.py",
+    "0.2.5": "packages/tsgu-core/tests/test_logsumexp.py",
+}
+
+
+@nox.session
+def compat(session: nox.Session) -> None:
+    """tsgu against the torchsparsegradutils 0.2 releases it replaces, live, side by side."""
+    requirements = [
+        arg for pkg in _packages() if pkg.name not in ("tsgu", DROP_IN) for arg in _requirement(pkg)
+    ]
+    _install(session, DEFAULT_TORCH, *requirements)
+    _check_torch(session, DEFAULT_TORCH)
+    for release, tests in COMPAT_0_2.items():
+        # --no-deps: 0.2's own requirements would move torch; it needs nothing we lack
+        session.install("--no-deps", f"{DROP_IN}=={release}")
+        session.run(
+            "python",
+            "-c",
+            "import importlib.metadata as m, sys; v = m.version('torchsparsegradutils'); "
+            f"sys.exit(0 if v == {release!r} else 'expected {release}, got ' + v)",
+        )
+        _pytest(session, tests, "-rs")
 
 
 def _require_gpu(session: nox.Session, python: str | None = None) -> None:
