@@ -12,6 +12,7 @@ with its layout, indices and order.
 
 from __future__ import annotations
 
+import functools
 from typing import Any
 
 import torch
@@ -119,7 +120,7 @@ class SparseFactor:
     An uncoalesced COO factor is used in coalesced form (its repeated entries summed, as
     torch's meaning of such a tensor is); its gradient still reaches every stored entry.
     Nothing here loops over rows, entries or batch items; the transpose permutation is one
-    stable sort of the entries.
+    stable sort of the entries, done the first time the transpose is asked for.
     """
 
     def __init__(self, A: torch.Tensor) -> None:
@@ -142,27 +143,32 @@ class SparseFactor:
             self.source_index = self.index_tensors = (A.crow_indices(), A.col_indices())
             self.source_coalesced = False
             self.values_shape = tuple(A.values().shape)
-        self.coords = coords = Coordinates(P)
-        b, n = coords.b, self.n
+        self.coords = Coordinates(P)
+        self._values = self._read_values()
+
+    @functools.cached_property
+    def _transposed(self) -> tuple[torch.Tensor, tuple[torch.Tensor, ...]]:
+        """The permutation listing the values of the transpose in row-major order, and the
+        transpose's index tensors. Found on first use: only the precision density needs
+        it, and its sort is most of a small factor's set-up cost."""
+        coords, b, n = self.coords, self.coords.b, self.n
         # The transpose in row-major order: sort entries by (item, col, row).
         keys = (coords.items * n + coords.cols) * n + coords.rows
-        self.t_perm = torch.sort(keys, stable=True).indices
-        rows_t = coords.cols.index_select(0, self.t_perm)
-        cols_t = coords.rows.index_select(0, self.t_perm)
-        if A.layout == COO:
+        t_perm = torch.sort(keys, stable=True).indices
+        rows_t = coords.cols.index_select(0, t_perm)
+        cols_t = coords.rows.index_select(0, t_perm)
+        if self.layout == COO:
             parts = [rows_t, cols_t]
             if self.batched:
-                parts.insert(0, coords.items.index_select(0, self.t_perm))
-            self.t_index_tensors: tuple[torch.Tensor, ...] = (torch.stack(parts),)
-        else:
-            crow = A.crow_indices()
-            counts = torch.bincount(coords.items * n + coords.cols, minlength=b * n).reshape(b, n)
-            crow_t = torch.cat([counts.new_zeros(b, 1), torch.cumsum(counts, dim=1)], dim=1)
-            cols_t = cols_t.reshape(self.values_shape)
-            if not self.batched:
-                crow_t = crow_t.reshape(-1)
-            self.t_index_tensors = (crow_t.to(crow.dtype), cols_t.to(crow.dtype))
-        self._values = self._read_values()
+                parts.insert(0, coords.items.index_select(0, t_perm))
+            return t_perm, (torch.stack(parts),)
+        index_dtype = self.index_tensors[0].dtype
+        counts = torch.bincount(coords.items * n + coords.cols, minlength=b * n).reshape(b, n)
+        crow_t = torch.cat([counts.new_zeros(b, 1), torch.cumsum(counts, dim=1)], dim=1)
+        cols_t = cols_t.reshape(self.values_shape)
+        if not self.batched:
+            crow_t = crow_t.reshape(-1)
+        return t_perm, (crow_t.to(index_dtype), cols_t.to(index_dtype))
 
     @property
     def nnz(self) -> int:
@@ -208,11 +214,12 @@ class SparseFactor:
 
     def transpose(self, values: torch.Tensor) -> torch.Tensor:
         """The transposed factor (upper triangular), in row-major order, holding ``values``."""
-        values_t = values.index_select(0, self.t_perm)
+        t_perm, t_index_tensors = self._transposed
+        values_t = values.index_select(0, t_perm)
         if self.layout == COO:
-            (indices,) = self.t_index_tensors
+            (indices,) = t_index_tensors
             return tc.sparse_coo_tensor(indices, values_t, self.shape, is_coalesced=True)
-        crow, col = self.t_index_tensors
+        crow, col = t_index_tensors
         return tc.sparse_csr_tensor(crow, col, values_t.reshape(self.values_shape), self.shape)
 
     def diagonal(self, values: torch.Tensor) -> torch.Tensor:
