@@ -55,8 +55,8 @@ class RowMajorPattern:
 
     ``crow`` (V + 1) and ``cols`` (nnz) are the CSR indices; ``coo`` (only when asked
     for) the ``(2, nnz)`` int64 rows and columns, whose second row is ``cols``;
-    ``value_index[e]`` is the position of entry ``e``'s value in ``values.reshape(K * V)``,
-    i.e. ``k * V + row``.
+    ``value_index[e]`` is where entry ``e``'s value (``values[k][row]``) lies in the
+    gather's block scratch, ``k * width + row % rows`` (see ``_gather``).
     """
 
     crow: torch.Tensor
@@ -79,12 +79,16 @@ def row_major_pattern(
     index_dtype: torch.dtype,
     value_index_dtype: torch.dtype,
     device: torch.device,
+    block_rows: int,
+    block_width: int,
     with_coo: bool = False,
 ) -> RowMajorPattern:
     """Build the pattern with no sort: one strided broadcast per block and array.
 
     ``crow`` and ``cols`` come in ``index_dtype``, ``value_index`` in ``value_index_dtype``
-    (the caller checks that the sizes fit). ``with_coo`` also fills ``coo``, the int64
+    (the caller checks that the sizes fit), for blocks of ``block_rows`` rows gathered
+    from a scratch ``block_width`` wide (``block_rows`` a multiple or a divisor of the last
+    dimension's length). ``with_coo`` also fills ``coo``, the int64
     ``(2, nnz)`` COO indices.
 
     Notes
@@ -154,7 +158,7 @@ def row_major_pattern(
     del counts, ends
 
     shift_dev = shift.to(device)
-    first_value = (order * nvox).to(device)  # where slice k starts in values.reshape(K * V)
+    first_value = (order * block_width).to(device)  # where slice k starts in the scratch
     targets = [(cols, "cols"), (value_index, "value_index")]
     if coo is not None:
         targets.append((coo[0], "rows"))
@@ -173,18 +177,22 @@ def row_major_pattern(
         for (a, b), st in zip(ranges[:-1], stride[:-1], strict=True):
             line = line[..., None] + torch.arange(a, b, device=device) * st
         line = line[..., None]
+        # a row's place in its gather block: line % rows + x % rows, as rows is a multiple
+        # or a divisor of the last dimension's length
+        line_in_block = line % block_rows
         x = torch.arange(a_x, b_x, device=device)[:, None]
         ks = listed.to(device)
         for out, what in targets:
             if what == "cols":
                 template = x - shift_dev.index_select(0, ks)
             elif what == "value_index":
-                template = x + first_value.index_select(0, ks)
+                template = x % block_rows + first_value.index_select(0, ks)
             else:
                 template = x.expand(-1, nk)
             view = out.as_strided(shape, layout, out.storage_offset() + base)
+            start = line_in_block if what == "value_index" else line
             if out.dtype != torch.int64:
-                torch.add(line.to(out.dtype), template.reshape(-1).to(out.dtype), out=view)
+                torch.add(start.to(out.dtype), template.reshape(-1).to(out.dtype), out=view)
             else:
-                torch.add(line, template.reshape(-1), out=view)
+                torch.add(start, template.reshape(-1), out=view)
     return pattern

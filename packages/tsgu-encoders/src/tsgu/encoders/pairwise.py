@@ -10,7 +10,7 @@ import torch
 import tsgu.core as tc
 
 from ._build import INT32_MAX, count_pairs, row_major_pattern
-from ._gather import gather
+from ._gather import RowBlocks, block_shape, gather, row_blocks
 from ._offsets import pairwise_offsets
 from ._validate import (
     check_device,
@@ -86,12 +86,15 @@ class PairwiseEncoder(torch.nn.Module):
     no padding), so some values are never used and get a zero gradient. Offsets are
     sorted by ``((10 c)² + |s|², absolute entries, signs)``.
 
-    The forward pass is ``A.values = values.reshape(K·V)[value_index]`` (batched: per
-    row of ``values.reshape(B, K·V)``) and the backward the matching copy back (no value
-    is used twice), both O(nnz). The sparse tensor is built with
-    :func:`tsgu.core.sparse_coo_tensor` / :func:`tsgu.core.sparse_csr_tensor`, whose
-    backward hands the gradient's values back at the pattern: torch's own CSR
-    constructor would turn it into a dense ``V x V`` matrix.
+    The forward pass gathers ``A.values[e] = values[k][p]`` (entry ``e`` at row ``p``,
+    offset ``k``; batched: per item) and the backward is the matching copy back (no
+    value is used twice), both O(nnz). The gather runs over blocks of rows through a
+    small staggered scratch, so that the K slices of ``values`` do not evict each other
+    from the cache (they would, read side by side, when ``V`` is a multiple of 1024).
+    The sparse tensor is built with :func:`tsgu.core.sparse_coo_tensor` /
+    :func:`tsgu.core.sparse_csr_tensor`, whose backward hands the gradient's values back
+    at the pattern: torch's own CSR constructor would turn it into a dense ``V x V``
+    matrix.
 
     The pattern lives in non-persistent buffers: ``.to()`` moves it, ``state_dict()``
     stays empty (as in 0.2; the pattern is rebuilt from the arguments).
@@ -175,14 +178,18 @@ class PairwiseEncoder(torch.nn.Module):
             )
         # The gather index is int64 whatever the sizes: torch's CPU gathers and copies run
         # about twice as fast with it as with int32, which they convert on every call.
+        block_rows, block_width = block_shape(len(self.offsets), self.volume_shape)
         pattern = row_major_pattern(
             self.offsets,
             self.volume_shape,
             index_dtype=index_dtype,
             value_index_dtype=torch.int64,
             device=where,
+            block_rows=block_rows,
+            block_width=block_width,
             with_coo=not csr,
         )
+        self._blocks: RowBlocks = row_blocks(len(self.offsets), self.volume_shape, pattern.crow)
         if csr:
             self.register_buffer("crow_indices", pattern.crow, persistent=False)
             self.register_buffer("col_indices", pattern.cols, persistent=False)
@@ -226,7 +233,7 @@ class PairwiseEncoder(torch.nn.Module):
         values = check_values(fn, values, self.values_shape, self.device)
         nvox = self.volume_numel
         if values.dim() == len(self.values_shape):
-            flat = gather(values.reshape(-1), self.value_index)
+            flat = gather(values.reshape(-1), self.value_index, self._blocks)
             if self.layout == torch.sparse_csr:
                 return tc.sparse_csr_tensor(
                     self.crow_indices, self.col_indices, flat, (nvox, nvox), check_invariants=False
@@ -235,7 +242,7 @@ class PairwiseEncoder(torch.nn.Module):
                 self.indices, flat, (nvox, nvox), is_coalesced=True, check_invariants=False
             )
         batch = values.shape[0]
-        flat = gather(values.reshape(batch, -1), self.value_index)  # (B, nnz)
+        flat = gather(values.reshape(batch, -1), self.value_index, self._blocks)  # (B, nnz)
         size = (batch, nvox, nvox)
         if self.layout == torch.sparse_csr:
             crow = self.crow_indices.expand(batch, -1).contiguous()

@@ -42,7 +42,7 @@ def _coloured_matrix(encoder: PairwiseEncoder) -> torch.Tensor:
         cols = encoder.col_indices.cpu().to(torch.int64)
     else:
         rows, cols = encoder.indices.cpu()
-    which = encoder.value_index.cpu().to(torch.int64) // nvox
+    which = encoder.value_index.cpu().to(torch.int64) // encoder._blocks.width
     image = torch.zeros(nvox, nvox, dtype=torch.int32)
     image[rows, cols] = (which + 1).to(torch.int32)
     return image
