@@ -14,6 +14,15 @@ blocks in its heap, which hides their peak); peak memory is then the rise of the
 resident set (``VmHWM``, reset through ``/proc/self/clear_refs``) over the resident set just
 before the measured call. On CUDA it is ``torch.cuda.max_memory_allocated`` over the
 allocation before. The timing child keeps the default allocator, as users run.
+
+How long a call that makes large tensors takes depends on the allocator's state: a fresh
+block of pages costs a page fault per 4 KiB page on first touch (about 25-65 ms per 130 MB
+on this machine), while glibc serves a block from its heap, already resident, where earlier
+work left free memory there (a slow build that peaked at several GB, a long-running
+process). Two methods timed in separate children then differ by what their set-up left
+behind. :func:`return_free_memory` (before each timed call) and :func:`keep_freed_memory`
+put every method in the same state: "cold" (every call touches fresh pages) or "warm"
+(every call reuses resident pages).
 """
 
 from __future__ import annotations
@@ -99,9 +108,11 @@ def timed(
     device: str = "cpu",
     min_seconds: float = 0.3,
     max_repeat: int = 50,
+    setup: Callable[[], Any] | None = None,
 ) -> float:
     """Median seconds of ``fn()``: at least ``repeat`` runs, more (up to ``max_repeat``)
     until ``min_seconds`` have passed, after ``warmup`` runs. Short calls are noisy.
+    ``setup()``, if given, runs before each timed run, outside the timing.
 
     NaN (and ``fn`` not run) in the memory child.
     """
@@ -117,11 +128,46 @@ def timed(
     sync()
     times: list[float] = []
     while len(times) < repeat or (sum(times) < min_seconds and len(times) < max_repeat):
+        if setup is not None:
+            setup()
         start = time.perf_counter()
         fn()
         sync()
         times.append(time.perf_counter() - start)
     return statistics.median(times)
+
+
+def _glibc() -> Any:
+    """glibc through ctypes, or None where another C library allocates."""
+    import ctypes
+    import ctypes.util
+
+    try:
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
+        libc.malloc_trim, libc.mallopt  # noqa: B018 (glibc only)
+    except (OSError, AttributeError):
+        return None
+    return libc
+
+
+def return_free_memory() -> None:
+    """Give the allocator's free pages back to the system (glibc ``malloc_trim``): the next
+    large tensor touches fresh pages, as in a fresh process. No-op off glibc."""
+    gc.collect()
+    libc = _glibc()
+    if libc is not None:
+        libc.malloc_trim(0)
+
+
+def keep_freed_memory() -> bool:
+    """From now on glibc serves every block from its heap and keeps freed memory resident
+    (``mallopt``: no mmap, no trim), as a long-running process or jemalloc does: a tensor
+    made again reuses resident pages. False (nothing changed) off glibc."""
+    libc = _glibc()
+    m_trim_threshold, m_mmap_max = -1, -4
+    if libc is None:
+        return False
+    return bool(libc.mallopt(m_mmap_max, 0)) and bool(libc.mallopt(m_trim_threshold, 2**31 - 1))
 
 
 def nbytes(*tensors: Any) -> int:
