@@ -355,20 +355,37 @@ def docs(session: nox.Session) -> None:
     session.run("python", "-m", "pytest", "--doctest-glob=*.rst", *pages, env=env)
 
 
+# The torchsparsegradutils 0.2 release each benchmark compares with (0.2.2 unless named).
+# Benchmarks install tsgu without the drop-in, which would shadow it under the same name.
+BENCH_PEER_0_2 = {"reductions.py": "0.2.5"}
+
+
 def _bench_env(session: nox.Session) -> None:
-    requirements = [arg for pkg in _packages() for arg in _requirement(pkg)]
+    requirements = [
+        arg for pkg in _packages() if pkg.name not in ("tsgu", DROP_IN) for arg in _requirement(pkg)
+    ]
     _install(session, DEFAULT_TORCH, "matplotlib", "tqdm", "scipy", *requirements)
     _check_torch(session, DEFAULT_TORCH)
 
 
+def _install_peer_0_2(session: nox.Session, release: str) -> None:
+    # --no-deps: 0.2's own requirements would move torch; it needs nothing we lack
+    session.install("--no-deps", f"{DROP_IN}=={release}")
+
+
 @nox.session
 def bench(session: nox.Session) -> None:
-    """Every benchmark (or those named after --): tables, CSV in results/, PNG in plots/."""
+    """Every benchmark (or those named after --): tables, CSV in results/, PNG in plots/.
+
+    The tsgu packages without the drop-in, beside the torchsparsegradutils 0.2 release each
+    script compares with.
+    """
     _bench_env(session)
     scripts = session.posargs or sorted(
         p.name for p in (ROOT / "benchmarks").glob("*.py") if not p.name.startswith("_")
     )
     for script in scripts:
+        _install_peer_0_2(session, BENCH_PEER_0_2.get(script, "0.2.2"))
         session.run("python", str(ROOT / "benchmarks" / script))
 
 

@@ -124,7 +124,7 @@ def measure(spec: dict[str, Any]) -> dict[str, Any]:
     values.requires_grad_(True)
 
     def forward_s(setup: Any) -> float:
-        return timed(lambda: enc(values), repeat=3, min_seconds=0.5, max_repeat=10, setup=setup)
+        return timed(lambda: enc(values), repeat=5, min_seconds=1.0, max_repeat=40, setup=setup)
 
     def with_warm_forward(result: dict[str, Any]) -> dict[str, Any]:
         # last: the allocator change cannot be undone

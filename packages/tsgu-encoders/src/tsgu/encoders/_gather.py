@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import itertools
 import math
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -123,13 +123,15 @@ def _scatter_blocks(grad: torch.Tensor, index: torch.Tensor, blocks: RowBlocks) 
     return out.view(batch, -1)
 
 
-def _batched(fn: Any, x: torch.Tensor, index: torch.Tensor, blocks: RowBlocks) -> torch.Tensor:
+_BlockFn = Callable[[torch.Tensor, torch.Tensor, RowBlocks], torch.Tensor]
+
+
+def _batched(fn: _BlockFn, x: torch.Tensor, index: torch.Tensor, blocks: RowBlocks) -> torch.Tensor:
     """Apply a ``(B, n) -> (B, m)`` block function to ``(n,)`` or ``(B, n)``."""
     with torch.no_grad():
         if x.dim() == 1:
-            out: torch.Tensor = fn(x.unsqueeze(0).contiguous(), index, blocks)[0]
-            return out
-        return fn(x.contiguous(), index, blocks)  # type: ignore[no-any-return]
+            return fn(x.unsqueeze(0).contiguous(), index, blocks)[0]
+        return fn(x.contiguous(), index, blocks)
 
 
 class _Gather(torch.autograd.Function):
