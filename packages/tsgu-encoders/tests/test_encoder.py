@@ -206,7 +206,7 @@ def test_pattern_is_in_non_persistent_buffers():
 def test_float_casts_leave_the_indices_alone():
     enc = encoder(torch.sparse_csr, torch.int32).double().float().half()
     assert enc.crow_indices.dtype == torch.int32
-    assert enc.value_index.dtype in (torch.int32, torch.int64)
+    assert enc.value_index.dtype == torch.int32  # positions in a block's scratch
     values = random_values(enc)
     assert torch.equal(enc(values).to_dense(), encoder()(values).to_dense())
 

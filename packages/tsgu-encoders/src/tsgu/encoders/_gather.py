@@ -118,7 +118,7 @@ def _scatter_blocks(grad: torch.Tensor, index: torch.Tensor, blocks: RowBlocks) 
     flat_scratch = scratch.view(batch, -1)
     for first, count, a, b in _blocks(blocks):
         scratch.zero_()
-        flat_scratch.index_copy_(1, index[a:b], grad[:, a:b])
+        flat_scratch.index_copy_(1, index[a:b].long(), grad[:, a:b])  # needs int64
         out[:, :, first : first + count].copy_(scratch[:, :, :count])
     return out.view(batch, -1)
 
@@ -177,7 +177,7 @@ class _Scatter(torch.autograd.Function):
 def gather(values: torch.Tensor, index: torch.Tensor, blocks: RowBlocks) -> torch.Tensor:
     """The pattern's values from ``values`` of shape ``(K * V,)`` or ``(B, K * V)``.
 
-    ``index`` holds each entry's position in its block's scratch (see the module
+    ``index`` (int32 or int64) holds each entry's position in its block's scratch (see the module
     docstring); the result is ``(nnz,)`` or ``(B, nnz)``, with an O(nnz) backward.
     """
     if not values.requires_grad:
