@@ -3,7 +3,8 @@ matrix and gradients.
 
 At the real scratch size the small test volumes fit in one block, so these tests shrink
 the scratch: blocks of whole lines, blocks that divide a line, one line per block (a prime
-line length), partial last blocks and blocks with no entry.
+line length), partial last blocks and blocks with no entry
+(``test_block_kinds_through_the_encoder`` checks that each kind is reached).
 """
 
 from __future__ import annotations
@@ -83,6 +84,41 @@ def test_every_block_size_passes_gradcheck(scratch, batch, shape, radius, diag, 
 
     assert torch.autograd.gradcheck(loss, (values,))
     assert torch.autograd.gradgradcheck(loss, (values,))
+
+
+@pytest.mark.parametrize(
+    ("shape", "radius", "diag", "upper", "scratch_size", "rows", "row_counts"),
+    [
+        # blocks of whole lines, the last one partial
+        ((1, 4, 3), 1, False, False, 20, 9, [9, 3]),
+        ((1, 5, 5), 1, True, None, 60, 10, [10, 10, 5]),
+        # a line too long to divide (13 is prime): one line per block
+        ((1, 2, 13), 1, False, False, 20, 13, [13, 13]),
+        # blocks that divide a line: the largest divisor of 12 up to 16 // 2 offsets
+        ((1, 2, 12), 1, False, False, 16, 6, [6, 6, 6, 6]),
+    ],
+)
+def test_block_kinds_through_the_encoder(
+    monkeypatch, shape, radius, diag, upper, scratch_size, rows, row_counts
+):
+    monkeypatch.setattr(_gather, "_SCRATCH_ELEMENTS", scratch_size)
+    for layout in (torch.sparse_coo, torch.sparse_csr):
+        enc = PairwiseEncoder(radius, shape, diag, upper, layout=layout)
+        blocks = enc._blocks
+        assert blocks.rows == rows
+        starts = range(0, enc.volume_numel, rows)
+        assert [min(rows, enc.volume_numel - a) for a in starts] == row_counts
+        assert len(blocks.bounds) == len(row_counts) + 1
+        values = torch.randn(2, *enc.values_shape, dtype=torch.float64)
+        expected = brute_force(enc.offsets, shape, values[1])
+        assert enc.nnz == int((expected != 0).sum())
+        assert torch.equal(enc(values[1]).to_dense(), expected)
+        assert torch.equal(enc(values).to_dense()[1], expected)
+        leaf = values.requires_grad_(True)
+        W = torch.randn(2, enc.volume_numel, enc.volume_numel, dtype=torch.float64)
+        assert torch.autograd.gradcheck(
+            lambda v, enc=enc, W=W: weighted_sum(enc(v), W) ** 2, (leaf,)
+        )
 
 
 def test_unused_values_get_zero_gradient(scratch):
