@@ -148,3 +148,11 @@ def test_block_shape(monkeypatch, num_offsets, shape, target, rows):
     assert got_rows == rows
     # the slices of the scratch start 16 elements past a 1024 boundary from each other
     assert width >= rows and width % 1024 == 16
+
+
+def test_gpu_blocks_are_larger():
+    # 4 x 64³ at radius 2 (K = 32): 64 blocks on the CPU, 2 on a GPU
+    assert block_shape(32, (4, 64, 64, 64), "cpu")[0] == 2**14
+    assert block_shape(32, (4, 64, 64, 64), "cuda")[0] == 2**19
+    # a long prime line is found without scanning every candidate
+    assert block_shape(1, (1, 2**31 - 1), "cuda")[0] == 2**31 - 1

@@ -29,9 +29,12 @@ from typing import Any
 
 import torch
 
-# Rows per block aim at a scratch of about this many elements (2 MiB in float32): it and
-# the block's slice of the output fit in L2/L3 together.
+# Rows per block aim at a scratch of about this many elements. On the CPU 2 MiB in
+# float32: it and the block's slice of the output fit in L2/L3 together. On a GPU, where
+# the side-by-side reads do not conflict and every block costs kernel launches, 64 MiB: a
+# volume takes a few blocks.
 _SCRATCH_ELEMENTS = 2**19
+_SCRATCH_ELEMENTS_GPU = 2**24
 
 
 @dataclass(frozen=True)
@@ -50,20 +53,33 @@ class RowBlocks:
     bounds: tuple[int, ...]
 
 
-def block_shape(num_offsets: int, volume_shape: tuple[int, ...]) -> tuple[int, int]:
+def _largest_divisor(n: int, limit: int) -> int:
+    """The largest divisor of ``n`` that is at most ``limit`` (pairs up to sqrt(n))."""
+    best = 1
+    for d in range(1, math.isqrt(n) + 1):
+        if n % d == 0:
+            best = max([best, *(c for c in (d, n // d) if c <= limit)])
+    return best
+
+
+def block_shape(
+    num_offsets: int, volume_shape: tuple[int, ...], device_type: str = "cpu"
+) -> tuple[int, int]:
     """``(rows, width)`` of the blocks for K offsets over ``volume_shape``.
 
     ``rows`` is a multiple of the last dimension's length ``n`` or a divisor of it, so
     that a row's position in its block is ``line % rows + x % rows`` (``line`` the start
     of its line along the last dimension, ``x`` its coordinate there), which the pattern
-    build computes per line, not per entry.
+    build computes per line, not per entry. Blocks are larger off the CPU
+    (``device_type``).
     """
     last = volume_shape[-1]
-    target = max(1, _SCRATCH_ELEMENTS // max(num_offsets, 1))
+    elements = _SCRATCH_ELEMENTS if device_type == "cpu" else _SCRATCH_ELEMENTS_GPU
+    target = max(1, elements // max(num_offsets, 1))
     if last <= target:
         rows = last * (target // last)
     else:
-        divisor = next(r for r in range(target, 0, -1) if last % r == 0)
+        divisor = _largest_divisor(last, target)
         # a long prime-ish line: one line per block (a bigger scratch) beats tiny blocks
         rows = divisor if divisor * 8 >= target else last
     rows = min(rows, max(1, math.prod(volume_shape)))
@@ -74,8 +90,9 @@ def block_shape(num_offsets: int, volume_shape: tuple[int, ...]) -> tuple[int, i
 def row_blocks(
     num_offsets: int, volume_shape: tuple[int, ...], crow_indices: torch.Tensor
 ) -> RowBlocks:
-    """The blocks of a pattern whose row pointers are ``crow_indices``."""
-    rows, width = block_shape(num_offsets, volume_shape)
+    """The blocks of a pattern whose row pointers are ``crow_indices`` (on the device the
+    blocks are sized for)."""
+    rows, width = block_shape(num_offsets, volume_shape, crow_indices.device.type)
     voxels = crow_indices.numel() - 1
     starts = torch.arange(0, voxels + rows, rows, device=crow_indices.device).clamp_(max=voxels)
     bounds = crow_indices.index_select(0, starts).tolist()

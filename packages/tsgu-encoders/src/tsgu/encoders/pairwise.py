@@ -179,7 +179,7 @@ class PairwiseEncoder(torch.nn.Module):
         # The gather index holds positions in a block's scratch (under K * width), so it
         # fits int32 whatever the volume: half the memory of int64 for the same gather
         # speed (the backward's index_copy_ widens one block at a time).
-        block_rows, block_width = block_shape(len(self.offsets), self.volume_shape)
+        block_rows, block_width = block_shape(len(self.offsets), self.volume_shape, where.type)
         in_scratch = len(self.offsets) * block_width
         pattern = row_major_pattern(
             self.offsets,
