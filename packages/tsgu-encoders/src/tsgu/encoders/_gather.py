@@ -151,44 +151,28 @@ def _batched(fn: _BlockFn, x: torch.Tensor, index: torch.Tensor, blocks: RowBloc
         return fn(x.contiguous(), index, blocks)
 
 
-class _Gather(torch.autograd.Function):
+class _BlockMap(torch.autograd.Function):
+    """The gather (``transpose=False``) or its transpose, the scatter; each one's derivative
+    is the other."""
+
     @staticmethod
-    def forward(values: torch.Tensor, index: torch.Tensor, blocks: RowBlocks) -> torch.Tensor:
-        return _batched(_gather_blocks, values, index, blocks)
+    def forward(
+        x: torch.Tensor, index: torch.Tensor, blocks: RowBlocks, transpose: bool
+    ) -> torch.Tensor:
+        return _batched(_scatter_blocks if transpose else _gather_blocks, x, index, blocks)
 
     @staticmethod
     def setup_context(ctx: Any, inputs: tuple[Any, ...], output: torch.Tensor) -> None:
-        _, index, blocks = inputs
+        _, index, ctx.blocks, ctx.transpose = inputs
         ctx.save_for_backward(index)
-        ctx.blocks = blocks
 
     @staticmethod
-    def backward(ctx: Any, grad: torch.Tensor) -> tuple[torch.Tensor | None, None, None]:
+    def backward(ctx: Any, grad: torch.Tensor) -> tuple[torch.Tensor | None, None, None, None]:
         if not ctx.needs_input_grad[0]:
-            return None, None, None
+            return None, None, None, None
         (index,) = ctx.saved_tensors
-        out: torch.Tensor = _Scatter.apply(grad, index, ctx.blocks)
-        return out, None, None
-
-
-class _Scatter(torch.autograd.Function):
-    @staticmethod
-    def forward(grad: torch.Tensor, index: torch.Tensor, blocks: RowBlocks) -> torch.Tensor:
-        return _batched(_scatter_blocks, grad, index, blocks)
-
-    @staticmethod
-    def setup_context(ctx: Any, inputs: tuple[Any, ...], output: torch.Tensor) -> None:
-        _, index, blocks = inputs
-        ctx.save_for_backward(index)
-        ctx.blocks = blocks
-
-    @staticmethod
-    def backward(ctx: Any, grad: torch.Tensor) -> tuple[torch.Tensor | None, None, None]:
-        if not ctx.needs_input_grad[0]:
-            return None, None, None
-        (index,) = ctx.saved_tensors
-        out: torch.Tensor = _Gather.apply(grad, index, ctx.blocks)
-        return out, None, None
+        out: torch.Tensor = _BlockMap.apply(grad, index, ctx.blocks, not ctx.transpose)
+        return out, None, None, None
 
 
 def gather(values: torch.Tensor, index: torch.Tensor, blocks: RowBlocks) -> torch.Tensor:
@@ -199,5 +183,5 @@ def gather(values: torch.Tensor, index: torch.Tensor, blocks: RowBlocks) -> torc
     """
     if not values.requires_grad:
         return _batched(_gather_blocks, values, index, blocks)
-    out: torch.Tensor = _Gather.apply(values, index, blocks)
+    out: torch.Tensor = _BlockMap.apply(values, index, blocks, False)
     return out
