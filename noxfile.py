@@ -127,6 +127,19 @@ def tests_pkg(session: nox.Session, package: str) -> None:
     _pytest(session, str(path))
 
 
+def _requirements_beside_0_2() -> list[str]:
+    """Every tsgu package but the drop-in (and the bundle that pulls it in): the drop-in
+    would shadow a real torchsparsegradutils 0.2 installed beside it under the same name."""
+    return [
+        arg for pkg in _packages() if pkg.name not in ("tsgu", DROP_IN) for arg in _requirement(pkg)
+    ]
+
+
+def _install_peer_0_2(session: nox.Session, release: str) -> None:
+    # --no-deps: 0.2's own requirements would move torch; it needs nothing we lack
+    session.install("--no-deps", f"{DROP_IN}=={release}")
+
+
 # The tests that compare tsgu with a torchsparsegradutils 0.2 release, and the release each
 # needs. Where every package is installed, torchsparsegradutils is tsgu's own 0.3 drop-in
 # path and these tests skip; this session installs the real release beside tsgu instead.
@@ -139,14 +152,10 @@ COMPAT_0_2 = {
 @nox.session
 def compat(session: nox.Session) -> None:
     """tsgu against the torchsparsegradutils 0.2 releases it replaces, live, side by side."""
-    requirements = [
-        arg for pkg in _packages() if pkg.name not in ("tsgu", DROP_IN) for arg in _requirement(pkg)
-    ]
-    _install(session, DEFAULT_TORCH, *requirements)
+    _install(session, DEFAULT_TORCH, *_requirements_beside_0_2())
     _check_torch(session, DEFAULT_TORCH)
     for release, tests in COMPAT_0_2.items():
-        # --no-deps: 0.2's own requirements would move torch; it needs nothing we lack
-        session.install("--no-deps", f"{DROP_IN}=={release}")
+        _install_peer_0_2(session, release)
         session.run(
             "python",
             "-c",
@@ -361,16 +370,8 @@ BENCH_PEER_0_2 = {"reductions.py": "0.2.5"}
 
 
 def _bench_env(session: nox.Session) -> None:
-    requirements = [
-        arg for pkg in _packages() if pkg.name not in ("tsgu", DROP_IN) for arg in _requirement(pkg)
-    ]
-    _install(session, DEFAULT_TORCH, "matplotlib", "tqdm", "scipy", *requirements)
+    _install(session, DEFAULT_TORCH, "matplotlib", "tqdm", "scipy", *_requirements_beside_0_2())
     _check_torch(session, DEFAULT_TORCH)
-
-
-def _install_peer_0_2(session: nox.Session, release: str) -> None:
-    # --no-deps: 0.2's own requirements would move torch; it needs nothing we lack
-    session.install("--no-deps", f"{DROP_IN}=={release}")
 
 
 @nox.session
