@@ -10,12 +10,12 @@ import itertools
 import json
 import math
 import warnings
-from importlib.metadata import version
 from pathlib import Path
 
 import pytest
 import torch
 
+from tsgu.core.testing import torchsparsegradutils_0_2
 from tsgu.encoders import PairwiseEncoder, calc_pairwise_coo_indices_nd
 
 RECORDED = json.loads((Path(__file__).parent / "data" / "tsgu02_encoders.json").read_text())
@@ -49,12 +49,7 @@ def test_fixture_covers_what_it_claims():
 
 
 def _old():
-    module = pytest.importorskip("torchsparsegradutils.encoders", reason="0.2 not installed")
-    released = version("torchsparsegradutils")
-    if not released.startswith("0.2."):
-        # 0.3 on is tsgu's own drop-in path: comparing with it compares tsgu with itself
-        pytest.skip(f"torchsparsegradutils {released} is not a 0.2 release")
-    return module
+    return torchsparsegradutils_0_2("encoders")
 
 
 LIVE = [

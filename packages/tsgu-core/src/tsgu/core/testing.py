@@ -33,6 +33,7 @@ __all__ = [
     "generator",
     "to_layout",
     "tol",
+    "torchsparsegradutils_0_2",
     "values_at",
     "weighted_sum",
     "with_values",
@@ -73,6 +74,24 @@ def devices() -> list[Any]:
         ],
     )
     return ["cpu", cuda]
+
+
+def torchsparsegradutils_0_2(submodule: str = "") -> Any:
+    """A real torchsparsegradutils 0.2 release (or its ``submodule``), or the test skips.
+
+    From 0.3 on that name is tsgu's own drop-in path: comparing with it would compare tsgu
+    with itself. Needs pytest.
+    """
+    from importlib.metadata import version
+
+    import pytest
+
+    name = "torchsparsegradutils" + (f".{submodule}" if submodule else "")
+    module = pytest.importorskip(name, reason="torchsparsegradutils 0.2 not installed")
+    released = version("torchsparsegradutils")
+    if not released.startswith("0.2."):
+        pytest.skip(f"torchsparsegradutils {released} is not a 0.2 release")
+    return module
 
 
 def to_layout(
