@@ -38,6 +38,7 @@ import math
 import statistics
 import sys
 import time
+from collections.abc import Callable
 from typing import Any
 
 from _runner import (
@@ -123,7 +124,7 @@ def measure(spec: dict[str, Any]) -> dict[str, Any]:
     values = torch.randn(len(enc.offsets), *spec["volume"], generator=gen)
     values.requires_grad_(True)
 
-    def forward_s(setup: Any) -> float:
+    def forward_s(setup: Callable[[], None] | None) -> float:
         return timed(lambda: enc(values), repeat=5, min_seconds=1.0, max_repeat=40, setup=setup)
 
     def with_warm_forward(result: dict[str, Any]) -> dict[str, Any]:
@@ -155,8 +156,10 @@ def measure(spec: dict[str, Any]) -> dict[str, Any]:
     bwd_times = []
     for _ in range(3):  # backward alone: a fresh forward outside the timed region
         A = enc(values)
-        return_free_memory()
-        bwd_times.append(timed(lambda A=A: A.backward(G), repeat=1, warmup=0, min_seconds=0))
+        bwd = timed(
+            lambda A=A: A.backward(G), repeat=1, warmup=0, min_seconds=0, setup=return_free_memory
+        )
+        bwd_times.append(bwd)
         values.grad = None
         del A
     result["bwd_s"] = statistics.median(bwd_times)
