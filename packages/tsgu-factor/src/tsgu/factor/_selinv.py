@@ -54,6 +54,7 @@ class _Group:
     write_s: tuple[torch.Tensor, torch.Tensor]  # (flat index in the block, position in L)
     write_r: tuple[torch.Tensor, torch.Tensor]
     parent_index: torch.Tensor  # (b, rp, rp) offsets of Z_RR in the previous depth's buffer
+    offset: int  # where this group's dense blocks go in its depth's buffer; -1: no children
 
 
 @dataclass(frozen=True)
@@ -63,6 +64,7 @@ class SupernodalPattern:
     n: int
     nnz: int
     depth_groups: tuple[tuple[_Group, ...], ...]
+    depth_sizes: tuple[int, ...]  # elements of each depth's buffer of dense blocks
 
     @staticmethod
     def of(colptr: torch.Tensor, rowidx: torch.Tensor) -> SupernodalPattern:
@@ -73,7 +75,7 @@ class SupernodalPattern:
         n = colptr.numel() - 1
         count = colptr[1:] - colptr[:-1]
         if n == 0:
-            return SupernodalPattern(0, 0, ())
+            return SupernodalPattern(0, 0, (), ())
         first_below = torch.where(count > 1, rowidx[torch.clamp(colptr[:-1] + 1, max=rowidx.numel() - 1)], -1)
         # column j continues the supernode of j - 1 when j is j-1's parent and its structure is
         # j-1's minus j itself (then both columns share one dense block)
@@ -89,6 +91,8 @@ class SupernodalPattern:
         parent_col = first_below[last]
         parent = torch.where(below > 0, super_of[parent_col.clamp(min=0)], -1)
         depth = _depths(parent)
+        has_child = torch.zeros(nsuper, dtype=torch.bool)
+        has_child[parent[parent >= 0]] = True
 
         # rank of each row of R_s in its parent's rows (parent's first column's structure)
         r_total = int(below.sum())
@@ -112,6 +116,7 @@ class SupernodalPattern:
         rank_in_parent = found - (torch.cumsum(height, 0) - height)[parent[owner]]
 
         groups_by_depth: list[tuple[_Group, ...]] = []
+        sizes: list[int] = []
         slot = torch.full((nsuper,), -1, dtype=torch.int64)  # slot in its depth's buffer
         slot_size = torch.zeros(nsuper, dtype=torch.int64)  # padded block side wp + rp
         slot_wp = torch.zeros(nsuper, dtype=torch.int64)
@@ -122,25 +127,29 @@ class SupernodalPattern:
             members = torch.nonzero(depth == d).flatten()
             wbin = _pow2_bin(width[members])
             rbin = _pow2_bin(below[members])
-            group_key = wbin * 128 + rbin
+            # only supernodes with children keep a dense block for the next depth
+            group_key = (wbin * 128 + rbin) * 2 + has_child[members].to(torch.int64)
             groups: list[_Group] = []
             base = 0
             for key in torch.unique(group_key).tolist():
                 sup = members[group_key == key]
                 wp = int(width[sup].max())
                 rp = int(below[sup].max())
+                keeps = bool(key % 2)
                 group = _make_group(
                     sup, wp, rp, starts, width, below, colptr, parent,
-                    rank_in_parent, r_start, slot, slot_wp, slot_size,
+                    rank_in_parent, r_start, slot, slot_wp, slot_size, base if keeps else -1,
                 )  # fmt: skip
                 groups.append(group)
-                side = wp + rp
-                slot[sup] = base + torch.arange(sup.numel()) * side * side
-                slot_size[sup] = side
-                slot_wp[sup] = wp
-                base += sup.numel() * side * side
+                if keeps:
+                    side = wp + rp
+                    slot[sup] = base + torch.arange(sup.numel()) * side * side
+                    slot_size[sup] = side
+                    slot_wp[sup] = wp
+                    base += sup.numel() * side * side
             groups_by_depth.append(tuple(groups))
-        return SupernodalPattern(n, int(rowidx.numel()), tuple(groups_by_depth))
+            sizes.append(base)
+        return SupernodalPattern(n, int(rowidx.numel()), tuple(groups_by_depth), tuple(sizes))
 
 
 def _pow2_bin(x: torch.Tensor) -> torch.Tensor:
@@ -162,6 +171,7 @@ def _make_group(
     slot: torch.Tensor,
     slot_wp: torch.Tensor,
     slot_size: torch.Tensor,
+    offset: int,
 ) -> _Group:
     nnz = int(colptr[-1])
     w = width[sup].view(-1, 1, 1)
@@ -190,7 +200,9 @@ def _make_group(
     index = slot[par].view(-1, 1, 1) + rows.unsqueeze(2) * side + rows.unsqueeze(1)
     both = valid.unsqueeze(2) & valid.unsqueeze(1)
     parent_index = torch.where(both, index, -1)  # -1: the trailing zero
-    return _Group(sup.numel(), wp, rp, pos_s, pos_r, pad_diagonal, write_s, write_r, parent_index)
+    return _Group(
+        sup.numel(), wp, rp, pos_s, pos_r, pad_diagonal, write_s, write_r, parent_index, offset
+    )
 
 
 def selected_inverse(
@@ -202,21 +214,29 @@ def selected_inverse(
     (an LDLᵀ factor) the stored diagonal is D and L's own diagonal is one; otherwise D = I
     and the stored diagonal is L's.
     """
-    zero = values.new_zeros(1)
-    L = torch.cat([values, zero])
+    L = torch.cat([values, values.new_zeros(1)])
     Z = torch.zeros_like(L)
-    previous = zero  # the previous depth's dense blocks, flattened, then a zero
-    for groups in pattern.depth_groups:  # root first; a loop over depths, not columns
-        blocks = [_group_step(g, L, Z, previous, unit_diagonal) for g in groups]
-        previous = torch.cat([*(block.flatten() for block in blocks), zero])
+    previous = values.new_zeros(1)  # the previous depth's dense blocks, then a zero
+    # a loop over depths (root first) and a few groups per depth, not over columns
+    for groups, size in zip(pattern.depth_groups, pattern.depth_sizes, strict=True):
+        blocks = values.new_empty(size + 1)
+        blocks[size] = 0.0
+        for g in groups:
+            _group_step(g, L, Z, previous, blocks, unit_diagonal)
+        previous = blocks
     return Z[:-1]
 
 
 def _group_step(
-    g: _Group, L: torch.Tensor, Z: torch.Tensor, previous: torch.Tensor, unit_diagonal: bool
-) -> torch.Tensor:
-    """One batch of supernodes: write their columns of Z, return their dense blocks of Z
-    (columns and R, padded) for their children to gather from."""
+    g: _Group,
+    L: torch.Tensor,
+    Z: torch.Tensor,
+    previous: torch.Tensor,
+    blocks: torch.Tensor,
+    unit_diagonal: bool,
+) -> None:
+    """One batch of supernodes: write their columns of Z and, for those with children, their
+    dense blocks of Z (columns and R, padded) into ``blocks`` for the next depth."""
     eye = torch.eye(g.wp, dtype=L.dtype)
     L_ss = L[g.pos_s]
     if unit_diagonal:
@@ -232,6 +252,10 @@ def _group_step(
     Z_ss = M.mT @ (M if D is None else M / D.unsqueeze(-1)) - L_hat.mT @ Z_rs
     Z[g.write_s[1]] = Z_ss.flatten()[g.write_s[0]]
     Z[g.write_r[1]] = Z_rs.flatten()[g.write_r[0]]
-    top = torch.cat([Z_ss, Z_rs.mT], dim=2)
-    bottom = torch.cat([Z_rs, Z_rr], dim=2)
-    return torch.cat([top, bottom], dim=1)
+    if g.offset >= 0:
+        side = g.wp + g.rp
+        block = blocks[g.offset : g.offset + g.size * side * side].view(g.size, side, side)
+        block[:, : g.wp, : g.wp] = Z_ss
+        block[:, g.wp :, : g.wp] = Z_rs
+        block[:, : g.wp, g.wp :] = Z_rs.mT
+        block[:, g.wp :, g.wp :] = Z_rr

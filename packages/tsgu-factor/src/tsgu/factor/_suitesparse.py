@@ -64,10 +64,8 @@ class Cholmod:
 
     def __init__(self, crow: np.ndarray, col: np.ndarray, n: int, ldl: bool) -> None:
         self.n, self.ldl = n, ldl
-        self._crow, self._col = crow, col
         self._matrix = _pattern_matrix(crow, col, n)
         self._options = {"supernodal": 0 if ldl else 2}
-        self._extraction: Cholmod | None = None
         self.analyses = 1
         self._set_options()
         self._factor = cholmod.symbolic(self._matrix, uplo="L")
@@ -146,35 +144,33 @@ class Cholmod:
         return 1.0, 2.0 * float(np.log(d).sum())
 
     def factor(self, values: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-        """L as CSC ``(colptr, rowidx, values)`` with D on the diagonal (an LDLᵀ factor),
-        and its permutation, for the matrix with ``values``.
+        """L as CSC ``(colptr, rowidx, values)`` (for LDLᵀ, D on the diagonal) and its
+        permutation, for the matrix with ``values``.
 
-        kvxopt hands L over by converting CHOLMOD's factor, which leaves it symbolic and, for
-        a supernodal factor, simplicial from then on. So L comes from a simplicial LDLᵀ:
-        for ``ldl`` the factor itself (the next solve factorizes again, with the same
-        analysis); for Cholesky a second one, analysed on first use, so that the supernodal
-        factor of the solves is never touched. Its pattern is the same every time.
+        kvxopt hands L over only by converting CHOLMOD's factor, which leaves it symbolic
+        (and a supernodal one simplicial). The next solve then factorizes again with the same
+        analysis; a supernodal factor first gets its symbolic factorization back, made with
+        the kept ordering (no new AMD ordering), counted in :attr:`analyses`.
         """
-        if self.ldl:
-            source = self
-        else:
-            if self._extraction is None:
-                self._extraction = Cholmod(self._crow, self._col, self.n, ldl=True)
-                self.analyses += 1
-            source = self._extraction
-        source.ensure_numeric(values)
-        assert source.perm is not None
+        self.ensure_numeric(values)
+        perm = self.perm
+        assert perm is not None
         try:
-            L = cholmod.getfactor(source._factor)
+            L = cholmod.getfactor(self._factor)
         finally:
-            source._numeric = False
+            self._numeric = False
+        if not self.ldl:
+            cholmod.options.update({"nmethods": 1})  # the given ordering, no AMD
+            self._factor = cholmod.symbolic(self._matrix, p=matrix(perm), uplo="L")
             self._set_options()
+            self.analyses += 1
+            self.perm = None  # read again at the next factorization
         colptr, rowidx, lvalues = L.CCS
         return (
             np.array(colptr, dtype=np.int64).ravel(),
             np.array(rowidx, dtype=np.int64).ravel(),
             np.array(lvalues, dtype=np.float64).ravel(),
-            source.perm,
+            perm,
         )
 
 

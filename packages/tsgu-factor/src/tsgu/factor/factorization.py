@@ -58,6 +58,7 @@ class _Structure:
         else:
             self.backend = ss.Cholmod(crow_np, col_np, n, ldl=kind == "ldl")
         self._selinv: tuple[SupernodalPattern, torch.Tensor] | None = None
+        self._selinv_key: tuple[np.ndarray, ...] = ()
 
     def canonical(self, values: torch.Tensor) -> torch.Tensor:
         """A's values in canonical CSR order (duplicates summed); the symmetric part for the
@@ -71,7 +72,14 @@ class _Structure:
     def selinv_maps(
         self, colptr: np.ndarray, rowidx: np.ndarray, perm: np.ndarray
     ) -> tuple[SupernodalPattern, torch.Tensor]:
-        """L's supernodal pattern, and where each canonical entry of A sits in L."""
+        """L's supernodal pattern, and where each canonical entry of A sits in L (made once;
+        made again only if CHOLMOD ever returned another pattern or ordering)."""
+        key = (colptr, rowidx, perm)
+        if self._selinv is not None and not all(
+            np.array_equal(a, b) for a, b in zip(key, self._selinv_key, strict=True)
+        ):
+            self._selinv = None
+        self._selinv_key = key
         if self._selinv is None:
             cp, ri = torch.from_numpy(colptr), torch.from_numpy(rowidx)
             supernodal = SupernodalPattern.of(cp, ri)
@@ -169,9 +177,9 @@ class Factorization:
     # -------------------------------------------------------------- numeric factorization
     @property
     def symbolic_analyses(self) -> int:
-        """How many symbolic analyses this factorization has made: one, plus (for Cholesky)
-        one for the LDLᵀ that selected inversion reads, made at the first logdet gradient;
-        refactors never add any."""
+        """How many symbolic analyses this factorization has made: one, whatever the number
+        of refactors. For ``kind="cholesky"`` each logdet gradient adds one, made with the
+        kept ordering (kvxopt hands L over only by converting CHOLMOD's factor)."""
         return self._structure.backend.analyses if isinstance(self._structure.backend, ss.Cholmod) else 1
 
     def _set(self, A: torch.Tensor, fn: str) -> None:
@@ -420,7 +428,7 @@ class Factorization:
         if isinstance(backend, ss.Cholmod):
             colptr, rowidx, lvalues, perm = backend.factor(self._numpy_values)
             supernodal, position = s.selinv_maps(colptr, rowidx, perm)
-            Z = selected_inverse(supernodal, torch.from_numpy(lvalues), unit_diagonal=True)
+            Z = selected_inverse(supernodal, torch.from_numpy(lvalues), unit_diagonal=backend.ldl)
             return Z[position]
         # LU: (A⁻ᵀ)_ij = (A⁻¹)_ji, column blocks of A⁻¹ (O(n) solves, see logdet's Notes)
         return self._columns_at_pattern(lambda E: self._solve_numpy(E, False), transpose=True)
