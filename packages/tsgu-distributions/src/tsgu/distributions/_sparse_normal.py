@@ -382,18 +382,8 @@ class SparseMultivariateNormal(Distribution):
         is :math:`loc + P^\top L^{-\top}\varepsilon` (differentiable in loc, not in Q);
         ``entropy`` is :math:`\tfrac n2 (1 + \log 2\pi) - \tfrac12 \log\det Q`.
 
-        Examples
-        --------
-        >>> import torch
-        >>> import tsgu.core as tc
-        >>> from tsgu.distributions import SparseMultivariateNormal
-        >>> Q = tc.poisson_2d(3, dtype=torch.float64)
-        >>> values = Q.values().clone().requires_grad_()
-        >>> Q = tc.sparse_csr_tensor(Q.crow_indices(), Q.col_indices(), values, Q.shape)
-        >>> mvn = SparseMultivariateNormal.from_precision(torch.zeros(9, dtype=torch.float64), Q)
-        >>> mvn.log_prob(mvn.rsample((4,))).sum().backward()
-        >>> values.grad.shape
-        torch.Size([33])
+        Examples are in ``tsgu.distributions._from_matrix.MatrixNormal`` (they run where
+        tsgu-factor is installed).
         """
         from ._from_matrix import MatrixNormal
 
@@ -410,16 +400,7 @@ class SparseMultivariateNormal(Distribution):
         :math:`loc + \Sigma P^\top L^{-\top}\varepsilon = loc + P^\top L \varepsilon`
         (differentiable in loc, not in Σ).
 
-        Examples
-        --------
-        >>> import torch
-        >>> import tsgu.core as tc
-        >>> from tsgu.distributions import SparseMultivariateNormal
-        >>> S = tc.poisson_2d(3, dtype=torch.float64)
-        >>> mvn = SparseMultivariateNormal.from_covariance(torch.zeros(9, dtype=torch.float64), S)
-        >>> torch.allclose(mvn.entropy(), torch.distributions.MultivariateNormal(
-        ...     torch.zeros(9, dtype=torch.float64), S.to_dense()).entropy())
-        True
+        Examples are in ``tsgu.distributions._from_matrix.MatrixNormal``.
         """
         from ._from_matrix import MatrixNormal
 
