@@ -49,10 +49,10 @@ def batch_form(request):
 
 
 @pytest.fixture(params=["global-shift", "per-group-shift"])
-def shift_mode(request, monkeypatch):
+def shift_mode(request):
     """Run a test with the one-shift shortcut allowed, and with the per-group shift only."""
-    monkeypatch.setattr(segment, "USE_GLOBAL_SHIFT", request.param == "global-shift")
-    return request.param
+    with segment.SHIFT_PATHS.force(None if request.param == "global-shift" else "per-group"):
+        yield request.param
 
 
 def reduction_mask(batch: str) -> torch.Tensor:

@@ -7,7 +7,6 @@ import torch
 from torch.autograd import gradcheck, gradgradcheck
 
 import tsgu.core as tc
-import tsgu.core.triangular as triangular
 from tsgu.core.testing import (
     BATCH_FORMS,
     case,
@@ -18,6 +17,7 @@ from tsgu.core.testing import (
     values_at,
     with_values,
 )
+from tsgu.core.triangular import TRIANGULAR_PATHS
 
 LAYOUT_INDEX = [
     pytest.param(torch.sparse_coo, torch.int64, id="coo"),
@@ -27,10 +27,11 @@ LAYOUT_INDEX = [
 
 
 @pytest.fixture(params=["kernel", "levels"])
-def path(request, monkeypatch):
-    """Run a test on torch's triangular kernel and on the level-scheduled fallback."""
-    monkeypatch.setattr(triangular, "_FORCE_LEVEL_SCHEDULING", request.param == "levels")
-    return request.param
+def path(request):
+    """Run a test on torch's triangular kernel (where this build has it) and on the
+    level-scheduled fallback."""
+    with TRIANGULAR_PATHS.force("levels" if request.param == "levels" else None):
+        yield request.param
 
 
 def _dense_solve(D, B, upper, unitriangular, transpose):
@@ -90,10 +91,10 @@ def test_gradcheck_and_gradgradcheck(layout, index_dtype, batch, transpose, unit
     ("layout", "index_dtype", "batch"),
     [(torch.sparse_coo, torch.int64, "batched"), (torch.sparse_csr, torch.int32, "unbatched")],
 )
-def test_gradcheck_level_scheduled(monkeypatch, layout, index_dtype, batch):
+def test_gradcheck_level_scheduled(layout, index_dtype, batch):
     # Same autograd Function as the kernel path; the forward differs (checked above).
-    monkeypatch.setattr(triangular, "_FORCE_LEVEL_SCHEDULING", True)
-    _gradchecks(layout, index_dtype, batch, transpose=True, unitriangular=False)
+    with TRIANGULAR_PATHS.force("levels"):
+        _gradchecks(layout, index_dtype, batch, transpose=True, unitriangular=False)
 
 
 @pytest.mark.parametrize(("layout", "index_dtype"), LAYOUT_INDEX)
@@ -116,7 +117,6 @@ def test_sparse_gradient_matches_dense(path, layout, index_dtype, transpose):
 
 
 def test_unitriangular_ignores_the_stored_diagonal_in_forward_and_backward(path):
-    # 0.2 accepted a stored diagonal in the forward and raised in the backward.
     A = case("lower_triangular").make().requires_grad_(True)
     B = _rhs(A)
     X = tc.sparse_triangular_solve(A, B, upper=False, unitriangular=True)
@@ -162,15 +162,15 @@ def test_device(device):
     )
 
 
-def test_level_schedule_on_a_deep_chain(monkeypatch):
+def test_level_schedule_on_a_deep_chain():
     # A bidiagonal matrix: n levels, the worst case for level scheduling.
-    monkeypatch.setattr(triangular, "_FORCE_LEVEL_SCHEDULING", True)
     n = 50
     D = torch.eye(n, dtype=torch.float64) * 2 + torch.diag(
         torch.ones(n - 1, dtype=torch.float64), -1
     )
     B = torch.randn(n, 1, generator=generator(0), dtype=torch.float64)
-    X = tc.sparse_triangular_solve(D.to_sparse_csr(), B, upper=False)
+    with TRIANGULAR_PATHS.force("levels"):
+        X = tc.sparse_triangular_solve(D.to_sparse_csr(), B, upper=False)
     torch.testing.assert_close(X, torch.linalg.solve_triangular(D, B, upper=False))
 
 

@@ -105,11 +105,6 @@ def test_krylov_solvers_take_one_right_hand_side(A, name):
         sparse_solve_c4t(A, B, transpose_solve=name)
 
 
-def test_tol_and_rtol_are_one_setting(A, b):
-    with pytest.raises(ValueError, match=f"{FN}: tol and rtol both set the relative tolerance"):
-        sparse_solve_c4t(A, b, solve="gmres", tol=1e-8, rtol=1e-9)
-
-
 def test_a_callable_must_return_the_right_shape(A, b):
     with pytest.raises(
         ValueError, match=rf"{FN}: solve must return an array of shape \(12,\), got \(11,\)"

@@ -205,7 +205,7 @@ def test_changing_a_in_place_before_backward_is_refused():
     x = sparse_solve_c4t(A, _rhs(12, None))
     with torch.no_grad():
         A.values().mul_(2.0)
-    with pytest.raises(RuntimeError, match="modified by an inplace operation"):
+    with pytest.raises(RuntimeError, match=r"modified (by an )?inplace"):
         x.sum().backward()
 
 

@@ -89,15 +89,6 @@ def test_uncoalesced_coo_is_the_sum_of_its_entries(device):
         _check(sparse_solve_c4t(U, b, solve=solve, rtol=1e-13, atol=0.0), A, b)
 
 
-def test_b_of_another_dtype_is_cast_with_a_warning():
-    A = case("nonsymmetric").make()
-    B = _rhs(12, 2, torch.float32)
-    with pytest.warns(UserWarning, match="sparse_solve_c4t: B has dtype torch.float32 but A"):
-        X = sparse_solve_c4t(A, B)
-    assert X.dtype == torch.float64
-    _check(X, A, B.double())
-
-
 def test_b_is_left_alone_and_may_be_strided():
     A = case("nonsymmetric").make()
     wide = _rhs(12, 6)

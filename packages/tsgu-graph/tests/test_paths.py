@@ -152,7 +152,7 @@ def test_forcing_the_grouped_kernel_where_it_cannot_run_is_an_error():
 
 def test_force_path_checks_its_argument_and_restores():
     with (
-        pytest.raises(ValueError, match="force_path: path must be one of"),
+        pytest.raises(ValueError, match="segment_mm and gather_mm: path must be one of"),
         _paths.force_path("cuda"),
     ):
         pass

@@ -2,6 +2,8 @@
 
 Products and solves whose gradients keep the sparsity of their inputs, so a model with a
 sparse parameter trains in O(nnz) memory. torch is the only dependency.
+:mod:`tsgu.core.extend` holds what an operation of your own needs to do the same (patterns,
+differentiable values, sampled products, the one differentiable solve).
 """
 
 from .block_diag import sparse_block_diag, sparse_block_diag_split
@@ -22,8 +24,6 @@ from .triangular import sparse_triangular_solve
 
 __version__ = "0.1.0"
 
-linear_cg = cg  # the torchsparsegradutils 0.2 name
-
 __all__ = [
     "ConvergenceWarning",
     "Preconditioner",
@@ -38,7 +38,6 @@ __all__ = [
     "ic0",
     "ilu0",
     "jacobi",
-    "linear_cg",
     "lsmr",
     "make_spd_sparse",
     "minres",

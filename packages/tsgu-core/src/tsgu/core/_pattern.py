@@ -30,12 +30,20 @@ from .validation import COO, CSC, CSR
 # Upper bound on the bytes of one gathered (chunk x k) block in the gather-based sampled
 # product: it keeps the intermediate memory O(chunk*k) instead of O(nnz*k).
 _GATHER_CHUNK_BYTES = 32 * 2**20
-_INT32_MAX = 2**31 - 1
+INT32_MAX = 2**31 - 1  # the largest index (and extent) an int32 index tensor holds
 
 
-def _index_dtype_for(*sizes: int, preferred: torch.dtype) -> torch.dtype:
-    """``preferred`` unless a size does not fit int32."""
-    if preferred == torch.int32 and max(sizes, default=0) > _INT32_MAX:
+def index_dtype_for(*sizes: int, preferred: torch.dtype) -> torch.dtype:
+    """``preferred``, or int64 when ``preferred`` is int32 and a size exceeds ``INT32_MAX``.
+
+    Examples
+    --------
+    >>> import torch
+    >>> from tsgu.core.extend import index_dtype_for
+    >>> index_dtype_for(10, 2**31, preferred=torch.int32)
+    torch.int64
+    """
+    if preferred == torch.int32 and max(sizes, default=0) > INT32_MAX:
         return torch.int64
     return preferred
 
@@ -134,7 +142,7 @@ class Pattern:
                 # the stored order is column-major: the transpose is compressed by rows
                 plain_size, compressed_size = n, m
             nnz = plain.shape[-1]
-            dtype = _index_dtype_for(b * nnz, b * max(n, m), preferred=plain.dtype)
+            dtype = index_dtype_for(b * nnz, b * max(n, m), preferred=plain.dtype)
             if len(shape) == 2:
                 folded_compressed, folded_plain = compressed.to(dtype), plain.to(dtype)
             else:
@@ -214,10 +222,10 @@ class Pattern:
         if crow is not None:
             return crow, self.cols, None
         keys = self.rows
-        if self.nrows <= _INT32_MAX:
+        if self.nrows <= INT32_MAX:
             keys = keys.to(torch.int32)
         sorted_rows, perm = torch.sort(keys, stable=True)
-        dtype = _index_dtype_for(self.nnz, self.ncols, preferred=keys.dtype)
+        dtype = index_dtype_for(self.nnz, self.ncols, preferred=keys.dtype)
         crow = _compress(sorted_rows, self.nrows, dtype)
         return crow, self.cols.index_select(0, perm).to(dtype), perm
 
@@ -231,7 +239,7 @@ class Pattern:
         and every iteration of a Krylov solve share.
         """
         crow, col, perm = self.csr_form
-        if crow.dtype == torch.int64 and max(self.nnz, self.ncols, self.nrows) <= _INT32_MAX:
+        if crow.dtype == torch.int64 and max(self.nnz, self.ncols, self.nrows) <= INT32_MAX:
             crow, col = crow.to(torch.int32), col.to(torch.int32)
         return crow, col, perm
 
@@ -254,9 +262,47 @@ class Pattern:
         slot = torch.empty_like(order)
         slot[order] = torch.cumsum(first, 0) - 1
         unique = sorted_keys[first]
-        dtype = _index_dtype_for(unique.numel(), self.ncols, self.nrows, preferred=torch.int32)
+        dtype = index_dtype_for(unique.numel(), self.ncols, self.nrows, preferred=torch.int32)
         crow = _compress(unique // self.ncols, self.nrows, dtype)
         return crow, (unique % self.ncols).to(dtype), slot, unique.numel()
+
+    def diagonal(self, values: torch.Tensor) -> torch.Tensor:
+        """The diagonal of the folded matrix, ``(nrows,)``, of ``values`` in this pattern's
+        order: stored duplicates summed, absent entries zero."""
+        on_diag = self.rows == self.cols
+        # one pass, no boolean indexing (whose nonzero() would dominate the cost)
+        return values.new_zeros(self.nrows).index_add_(
+            0, self.rows, torch.where(on_diag, values, 0)
+        )
+
+    @cached_property
+    def transposed_indices(self) -> tuple[tuple[torch.Tensor, ...], torch.Tensor]:
+        """The index tensors of the transpose, in row-major order, and the order of its values.
+
+        The index tensors have the input's layout (COO or CSR), batch shape and index dtype;
+        the transpose holds ``values[perm]``. One stable sort, made once per pattern.
+        """
+        crow, col, perm = self.t.csr_form
+        if perm is None:  # the transpose is row-major already (the pattern of a CSC input)
+            perm = torch.arange(self.nnz, device=self.device)
+        n, m = self.shape[-2], self.shape[-1]
+        batched = len(self.shape) == 3
+        if self.layout == COO:
+            rows, cols = _expand(crow, self.nnz, torch.int64), col.to(torch.int64)
+            parts = [rows % m, cols % n]
+            if batched:
+                parts.insert(0, rows // m)
+            return (torch.stack(parts),), perm
+        dtype = self.index_tensors[0].dtype
+        if batched:  # unfold the block-diagonal transpose back into a batch
+            b = self.shape[0]
+            nnz = self.nnz // b
+            batch = torch.arange(b, device=crow.device, dtype=torch.int64)[:, None]
+            heads = crow[:-1].to(torch.int64).reshape(b, m) - batch * nnz
+            tails = torch.full((b, 1), nnz, dtype=torch.int64, device=crow.device)
+            crow = torch.cat([heads, tails], dim=1)
+            col = col.to(torch.int64).reshape(b, nnz) - batch * n
+        return (crow.to(dtype), col.to(dtype)), perm
 
     def linear_index(self) -> torch.Tensor:
         """Position of every stored value in the dense ``(b, n, m)`` tensor, flattened."""
@@ -381,7 +427,17 @@ class _SampledProduct(torch.autograd.Function):
 def pattern_matmul(pattern: Pattern, values: torch.Tensor, B: torch.Tensor) -> torch.Tensor:
     """``A @ B`` for the folded matrix ``A`` with ``values`` at ``pattern``; B is 2D.
 
-    Differentiable in ``values`` and ``B``, to any order.
+    Differentiable in ``values`` and ``B``, to any order: its backward is
+    :func:`sampled_product` (for the values) and itself on the transposed pattern (for B).
+
+    Examples
+    --------
+    >>> import torch
+    >>> from tsgu.core.extend import Pattern, pattern_matmul
+    >>> A = torch.tensor([[2.0, 0.0], [1.0, 3.0]]).to_sparse_csr()
+    >>> pattern_matmul(Pattern.of(A), torch.tensor([1.0, 1.0, 1.0]), torch.eye(2))
+    tensor([[1., 0.],
+            [1., 1.]])
     """
     out: torch.Tensor = _PatternMatmul.apply(pattern, values, B)
     return out
@@ -390,15 +446,39 @@ def pattern_matmul(pattern: Pattern, values: torch.Tensor, B: torch.Tensor) -> t
 def sampled_product(pattern: Pattern, U: torch.Tensor, V: torch.Tensor) -> torch.Tensor:
     """``(U @ V.T)[row_k, col_k]`` for every stored entry k of ``pattern``; U, V are 2D.
 
-    Differentiable in ``U`` and ``V``, to any order. O(nnz) memory beyond the output.
+    Differentiable in ``U`` and ``V``, to any order. O(nnz) memory beyond the output. This
+    is the sparse gradient of every product and solve: for ``C = A @ B``,
+    ``grad_values = sampled_product(pattern, grad_C, B)``.
+
+    Examples
+    --------
+    >>> import torch
+    >>> from tsgu.core.extend import Pattern, sampled_product
+    >>> A = torch.tensor([[2.0, 0.0], [1.0, 3.0]]).to_sparse_csr()
+    >>> U, V = torch.tensor([[1.0], [2.0]]), torch.tensor([[3.0], [4.0]])
+    >>> sampled_product(Pattern.of(A), U, V)  # (U Vᵀ) at (0, 0), (1, 0), (1, 1)
+    tensor([3., 6., 8.])
     """
     out: torch.Tensor = _SampledProduct.apply(pattern, U, V)
     return out
 
 
 # ------------------------------------------------ between sparse tensors and values
-def _raw_values(A: torch.Tensor) -> torch.Tensor:
+def stored_values(A: torch.Tensor) -> torch.Tensor:
+    """The values tensor sparse ``A`` stores (COO, CSR or CSC), as it is: no copy, no
+    coalescing, and no autograd bridge (see :func:`values_of` for a differentiable one).
+
+    Examples
+    --------
+    >>> import torch
+    >>> from tsgu.core.extend import stored_values
+    >>> stored_values(torch.tensor([[0.0, 2.0], [3.0, 0.0]]).to_sparse())
+    tensor([2., 3.])
+    """
     return A._values() if A.layout == COO else A.values()
+
+
+_raw_values = stored_values
 
 
 def _build(pattern: Pattern, values: torch.Tensor) -> torch.Tensor:
@@ -418,6 +498,14 @@ def gather_at_pattern(pattern: Pattern, grad: torch.Tensor) -> torch.Tensor:
     """The entries of ``grad`` (dense, or sparse of any pattern) at ``pattern``, in its order.
 
     Entries that ``grad`` does not store are zero. Never densifies a sparse ``grad``.
+
+    Examples
+    --------
+    >>> import torch
+    >>> from tsgu.core.extend import Pattern, gather_at_pattern
+    >>> A = torch.tensor([[2.0, 0.0], [1.0, 3.0]]).to_sparse_csr()
+    >>> gather_at_pattern(Pattern.of(A), torch.tensor([[10.0, 20.0], [30.0, 40.0]]))
+    tensor([10., 30., 40.])
     """
     if grad.layout == torch.strided:
         return grad.reshape(-1).index_select(0, pattern.linear_index())
@@ -477,6 +565,17 @@ def values_of(A: torch.Tensor, pattern: Pattern | None = None) -> torch.Tensor:
     When A was built by :func:`from_values` (tsgu's constructors), its values tensor is
     returned directly: gradients then meet on the dense values, never as sparse tensors
     (torch 2.13 corrupts the sum of two batched CSR gradients), and two Functions are saved.
+
+    Examples
+    --------
+    >>> import torch
+    >>> from tsgu.core.extend import values_of
+    >>> A = torch.tensor([[2.0, 0.0], [1.0, 3.0]]).to_sparse_csr().requires_grad_()
+    >>> (values_of(A) ** 2).sum().backward()
+    >>> A.grad  # sparse, with A's layout and indices
+    tensor(crow_indices=tensor([0, 1, 3]),
+           col_indices=tensor([0, 0, 1]),
+           values=tensor([4., 2., 6.]), size=(2, 2), nnz=3, layout=torch.sparse_csr)
     """
     source: torch.Tensor | None = getattr(A, "_tsgu_values", None)
     if source is not None:
@@ -492,6 +591,15 @@ def from_values(pattern: Pattern, values: torch.Tensor) -> torch.Tensor:
 
     Its backward hands a same-pattern sparse gradient's values straight through and gathers
     any other gradient at the pattern: O(nnz), never dense.
+
+    Examples
+    --------
+    >>> import torch
+    >>> from tsgu.core.extend import Pattern, from_values
+    >>> A = torch.tensor([[2.0, 0.0], [1.0, 3.0]]).to_sparse_csr()
+    >>> from_values(Pattern.of(A), torch.tensor([5.0, 6.0, 7.0])).to_dense()
+    tensor([[5., 0.],
+            [6., 7.]])
     """
     if not values.requires_grad:
         return _build(pattern, values)
@@ -505,6 +613,18 @@ def attach_values(raw: torch.Tensor, values: torch.Tensor) -> torch.Tensor:
 
     The one way tsgu builds a sparse tensor from values that may require grad: torch's CSR
     and CSC constructors densify the gradient in their backward.
+
+    Examples
+    --------
+    >>> import torch
+    >>> from tsgu.core.extend import attach_values
+    >>> values = torch.tensor([1.0, 2.0], requires_grad=True)
+    >>> crow, col = torch.tensor([0, 1, 2]), torch.tensor([1, 0])
+    >>> A = attach_values(torch.sparse_csr_tensor(crow, col, values.detach(), (2, 2)), values)
+    >>> import tsgu.core as tc
+    >>> tc.sparse_mm(A, torch.tensor([[1.0], [10.0]])).sum().backward()
+    >>> values.grad  # O(nnz): the gradient of each stored value
+    tensor([10.,  1.])
     """
     if not values.requires_grad:
         return raw
@@ -525,23 +645,11 @@ def transpose(A: torch.Tensor) -> torch.Tensor:
         raw = torch.sparse_coo_tensor(swapped, values.detach(), shape)
         return attach_values(raw, values)
     if A.layout != CSR:
-        raise TypeError(f"transpose: expected a COO or CSR tensor, got {A.layout}")
-    pattern = Pattern.of(A)
-    crow, col, perm = pattern.t.csr_form
-    assert perm is not None
-    dtype = A.crow_indices().dtype
-    if A.dim() == 3:  # unfold the block-diagonal transpose back into a batch
-        b, n, m = A.shape
-        nnz = A.col_indices().shape[-1]
-        batch = torch.arange(b, device=crow.device, dtype=torch.int64)[:, None]
-        heads = crow[:-1].to(torch.int64).reshape(b, m) - batch * nnz
-        tails = torch.full((b, 1), nnz, dtype=torch.int64, device=crow.device)
-        crow = torch.cat([heads, tails], dim=1)
-        col = col.to(torch.int64).reshape(b, nnz) - batch * n
-        values = values.index_select(0, perm).reshape(b, nnz)
-    else:
-        values = values.index_select(0, perm)
-    raw = torch.sparse_csr_tensor(
-        crow.to(dtype), col.to(dtype), values.detach(), shape, check_invariants=False
-    )
+        raise TypeError(
+            f"transpose: A must be a sparse COO or CSR tensor, got layout {A.layout}; "
+            "convert with A.to_sparse_csr()"
+        )
+    (crow, col), perm = Pattern.of(A).transposed_indices
+    values = values.index_select(0, perm).reshape(col.shape)
+    raw = torch.sparse_csr_tensor(crow, col, values.detach(), shape, check_invariants=False)
     return attach_values(raw, values)

@@ -23,6 +23,7 @@ from typing import Any
 
 import torch
 
+from ._kernel_paths import KernelChoice
 from ._pattern import Pattern, _compress
 from .validation import COO, CSC, CSR, check_float_dtype, check_sparse
 
@@ -32,8 +33,9 @@ from .validation import COO, CSC, CSR, check_float_dtype, check_sparse
 # backward's factor exp(max - out) <= exp(RANGE) leaves room for large incoming gradients.
 # Within that range a per-group shift gives the same terms up to rounding.
 _SAFE_RANGE = {torch.float32: 40.0, torch.float64: 300.0}
-# Tests switch this off to exercise the per-group path with ordinary values.
-USE_GLOBAL_SHIFT = True
+# "global": one shift for every group where the values allow it (global_shift);
+# "per-group": each group's own maximum. Tests pin "per-group" to exercise it with ordinary values.
+SHIFT_PATHS = KernelChoice("sparse log-sum-exp and softmax", ("global", "per-group"))
 
 
 # ----------------------------------------------------------------------- segments
@@ -174,7 +176,7 @@ def global_shift(values: torch.Tensor, with_zero: bool) -> float | None:
     at most ``_SAFE_RANGE``: the maximum then serves every group. Only on the CPU: on CUDA the
     check would cost a device sync and the per-group max is cheap.
     """
-    if not USE_GLOBAL_SHIFT or values.device.type != "cpu" or values.numel() == 0:
+    if SHIFT_PATHS.forced() == "per-group" or values.device.type != "cpu" or not values.numel():
         return None
     lo, hi = (float(t) for t in torch.aminmax(values))
     if with_zero:

@@ -6,7 +6,7 @@ from collections.abc import Sequence
 
 import torch
 
-from ._pattern import Pattern, attach_values, values_of
+from ._pattern import Pattern, attach_values, index_dtype_for, values_of
 from .validation import COO, CSR, check_sparse, layout_name
 
 __all__ = ["sparse_block_diag", "sparse_block_diag_split"]
@@ -89,7 +89,8 @@ def sparse_block_diag(*sparse_tensors: torch.Tensor) -> torch.Tensor:
         )
     else:
         dtypes = {t.crow_indices().dtype for t in mats}
-        dtype = torch.int32 if dtypes == {torch.int32} and max(shape) < 2**31 else torch.int64
+        preferred = torch.int32 if dtypes == {torch.int32} else torch.int64
+        dtype = index_dtype_for(*shape, preferred=preferred)
         nnz_start = _offsets(nnz.tolist(), device)
         crow_heads = [t.crow_indices()[:-1].to(dtype) for t in mats]
         row_block = torch.repeat_interleave(

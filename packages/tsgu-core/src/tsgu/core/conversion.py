@@ -91,8 +91,7 @@ def convert_coo_to_csr_indices_values(
         ``(b, nnz')``), in the dtype of ``coo_indices``. With ``values``: the summed values
         in CSR order. Without: the permutation ``perm`` such that ``values[perm]`` is in CSR
         order; duplicates are then kept as separate CSR entries (CSR kernels sum them), so
-        ``col`` and ``perm`` always have the same length (0.2 dropped duplicates from
-        ``col`` only).
+        ``col`` and ``perm`` always have the same length.
 
     Raises
     ------

@@ -147,10 +147,7 @@ def sparse_logsumexp(
     ValueError
         A hybrid tensor (dense dimensions), a rank other than 2 or 3, a dtype other than
         float32/float64; ``dim`` empty, out of range, repeated, or naming the batch
-        dimension of a batched input. torchsparsegradutils 0.2.5 raised
-        ``NotImplementedError`` for a bad layout, a bad rank and the batch dimension,
-        ``IndexError`` for a dim out of range and ``RuntimeError`` for an empty or
-        repeated dim.
+        dimension of a batched input.
 
     Notes
     -----
@@ -232,8 +229,7 @@ def sparse_bidir_logsumexp(
     ValueError
         A hybrid tensor, a rank other than 2 or 3, a dtype other than float32/float64; an
         unknown ``output_layout``; ``keepdim=True`` with an ``output_layout`` other than
-        ``"tuple"``. torchsparsegradutils 0.2.5 raised ``NotImplementedError`` for a bad
-        layout or rank.
+        ``"tuple"``.
 
     Notes
     -----

@@ -9,6 +9,7 @@ from typing import Any
 import torch
 
 from ._pattern import Pattern, _build, pattern_matmul, sampled_product, transpose, values_of
+from ._rhs import fold_rhs
 from .krylov import lsmr
 from .validation import (
     COO,
@@ -42,28 +43,29 @@ def _default_transpose_lstsq(A: torch.Tensor, G: torch.Tensor) -> torch.Tensor:
 
 @dataclass(frozen=True)
 class _Spec:
+    """The two solvers, and the caller's right-hand-side layout (which they see)."""
+
     lstsq: Lstsq
     transpose_lstsq: Lstsq
-    vector: bool  # B was (m,) (or (b, m)): solvers see the caller's vector shape
+    row_dim: int
     batch: int | None
-
-    def user(self, T: torch.Tensor, rows: int) -> torch.Tensor:
-        """A folded 2D block as the caller's shape with ``rows`` rows per item."""
-        if self.batch is None:
-            return T.squeeze(1) if self.vector else T
-        out = T.reshape(self.batch, rows, T.shape[-1])
-        return out.squeeze(-1) if self.vector else out
+    unfold: Callable[[torch.Tensor], torch.Tensor]  # a (rows, k) or (b, rows, k) block back
 
     def fold(self, T: torch.Tensor) -> torch.Tensor:
-        if self.vector:
-            T = T.unsqueeze(-1)
-        return T.reshape(-1, T.shape[-1])
+        """A tensor in the caller's layout as the folded 2D block."""
+        block, _ = fold_rhs(T, self.row_dim, None if self.batch is None else 0)
+        return block.reshape(-1, block.shape[-1])
+
+    def user(self, T: torch.Tensor, rows: int) -> torch.Tensor:
+        """A folded 2D block as the caller's layout with ``rows`` rows per item."""
+        return self.unfold(T if self.batch is None else T.reshape(self.batch, rows, T.shape[-1]))
 
     def call(self, solver: Lstsq, A: torch.Tensor, T: torch.Tensor, rows_in: int) -> torch.Tensor:
         out = solver(A, self.user(T, rows_in))
         if not isinstance(out, torch.Tensor):
             raise ValueError(
-                f"sparse_generic_lstsq: the solver returned {type(out).__name__}, expected a tensor"
+                f"sparse_generic_lstsq: the solver's result must be a tensor, got "
+                f"{type(out).__name__}; return X as a torch.Tensor"
             )
         return self.fold(out.to(T.dtype))
 
@@ -155,7 +157,7 @@ def sparse_generic_lstsq(
         ``atol = btol = 1e-12`` (float64) or ``1e-6`` (float32).
     transpose_lstsq : callable, optional
         ``transpose_lstsq(A, G) -> Y``, the minimum-norm solution of ``Aᵀ Y = G`` (it
-        receives A, as in torchsparsegradutils 0.2). Default: LSMR on Aᵀ.
+        receives A itself). Default: LSMR on Aᵀ.
 
     Returns
     -------
@@ -168,7 +170,6 @@ def sparse_generic_lstsq(
         ``A`` is not sparse COO/CSR, ``B`` is not dense, or a solver is not callable.
     ValueError
         A wide A (``m < n``); shapes, batch sizes, dtypes or devices that do not match.
-        (0.2 checked none of these before its backward.)
 
     Notes
     -----
@@ -182,8 +183,7 @@ def sparse_generic_lstsq(
 
     :math:`z` comes from two least-squares solves (``transpose_lstsq`` then ``lstsq``), not
     from the normal equations, so its accuracy follows cond(A), not cond(A)². The backward
-    is differentiable again. Multi-RHS columns are solved together (0.2 looped over them);
-    an uncoalesced COO A works (0.2's backward crashed on one).
+    is differentiable again. The columns of a multi-column B are solved together.
 
     Examples
     --------
@@ -204,20 +204,27 @@ def sparse_generic_lstsq(
     m, n = A.shape[-2], A.shape[-1]
     if m < n:
         raise ValueError(
-            f"{fn}: A must be tall (m >= n, full column rank), got shape {tuple(A.shape)}"
+            f"{fn}: A must be tall (m >= n, full column rank), got shape {tuple(A.shape)}; "
+            "for a wide A solve the transposed problem"
         )
     check_operand(fn, A, B, m)
     for name, solver in (("lstsq", lstsq), ("transpose_lstsq", transpose_lstsq)):
         if solver is not None and not callable(solver):
-            raise TypeError(f"{fn}: {name} must be callable, got {type(solver).__name__}")
-    vector = B.dim() == A.dim() - 1
+            raise TypeError(
+                f"{fn}: {name} must be callable, got {type(solver).__name__}; pass a "
+                f"function {name}(A, B) -> X, or None for LSMR"
+            )
+    batched = A.dim() == 3
+    row_dim = 1 if batched else 0
+    block, unfold = fold_rhs(B, row_dim, 0 if batched else None)
     spec = _Spec(
         lstsq or _default_lstsq,
         transpose_lstsq or _default_transpose_lstsq,
-        vector,
-        A.shape[0] if A.dim() == 3 else None,
+        row_dim,
+        A.shape[0] if batched else None,
+        unfold,
     )
     pattern = Pattern.of(A)
     values = values_of(A, pattern)
-    X: torch.Tensor = _Lstsq.apply(pattern, values, spec.fold(B), spec)
+    X: torch.Tensor = _Lstsq.apply(pattern, values, block.reshape(-1, block.shape[-1]), spec)
     return spec.user(X, n)

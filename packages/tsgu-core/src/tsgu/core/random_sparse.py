@@ -205,8 +205,7 @@ def rand_sparse_tri(
         Values are uniform in this range.
     well_conditioned : bool
         Make every row diagonally dominant: diagonal = ``min_diag_value + 0.5 U[0,1)`` plus
-        the row's sum of absolute off-diagonal values. (0.2 only lifted the diagonal, which
-        does not bound the condition number of a triangular matrix.)
+        the row's sum of absolute off-diagonal values, which bounds the condition number.
     min_diag_value : float
 
     Returns
@@ -281,8 +280,7 @@ def make_spd_sparse(
 
     Built in O(nnz): symmetric off-diagonal pairs with values in ``[-1, 1)`` and a diagonal
     that exceeds each row's sum of absolute off-diagonal values, so the matrix is SPD by
-    Gershgorin's theorem (0.2 built a dense ``M Mᵀ + nI`` and sparsified it, which is O(n²)
-    and does not guarantee definiteness).
+    Gershgorin's theorem.
 
     Parameters
     ----------

@@ -3,21 +3,13 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, replace
 from typing import Any
 
 import torch
 
-from ._pattern import Pattern, _build, sampled_product, transpose, values_of
+from . import _pattern
+from ._linear_solve import LinearSolver, check_solve_operands, check_tol_or_rtol, linear_solve
 from .krylov import bicgstab, cg, gmres, lsmr, minres
-from .validation import (
-    COO,
-    CSR,
-    check_dense,
-    check_operand,
-    check_sparse,
-    check_square,
-)
 
 __all__ = ["sparse_generic_solve"]
 
@@ -33,138 +25,79 @@ _NAMED: dict[str, tuple[Callable[..., Any], bool]] = {
 }
 
 
-def _named(name: str) -> tuple[Solver, Solver]:
-    """(solve(A, B), transpose_solve(A, G)) for a named solver."""
-    fn, symmetric = _NAMED[name]
-
-    def solve(A: torch.Tensor, B: torch.Tensor, **kwargs: Any) -> torch.Tensor:
-        out: torch.Tensor = fn(A, B, **kwargs)
-        return out
-
-    if symmetric:  # A^T = A: the transposed system is the system itself
-        return solve, solve
-
-    def transpose_solve(A: torch.Tensor, G: torch.Tensor, **kwargs: Any) -> torch.Tensor:
-        out: torch.Tensor = fn(transpose(A), G, **kwargs)
-        return out
-
-    return solve, transpose_solve
-
-
-def _on_transpose(solve: Solver) -> Solver:
-    """The transposed-system solve of a user's ``solve``: the same solver on Aᵀ."""
-
-    def transpose_solve(A: torch.Tensor, G: torch.Tensor, **kwargs: Any) -> torch.Tensor:
-        return solve(transpose(A), G, **kwargs)
-
-    return transpose_solve
-
-
 def is_symmetric(A: torch.Tensor) -> bool:
     """Whether sparse ``A`` (each batch item) equals its transpose, to rounding."""
     coo = A.detach().to_sparse_coo().coalesce()
     if coo._nnz() == 0:
         return True
-    T = transpose(coo).coalesce()
+    T = _pattern.transpose(coo).coalesce()
     if not torch.equal(coo.indices(), T.indices()):
         return False
     gap = (coo.values() - T.values()).abs().max()
     return bool(gap <= 100 * torch.finfo(coo.dtype).eps * coo.values().abs().max())
 
 
-def _resolve(
-    fn: str, A: torch.Tensor, solve: Solver | str | None, transpose_solve: Solver | str | None
-) -> tuple[Solver, Solver]:
-    if solve is None:
-        # 0.2's default was MINRES, silently wrong for a nonsymmetric A: keep it where it is
-        # right, and use BiCGSTAB elsewhere.
-        solve = "minres" if is_symmetric(A) else "bicgstab"
-    for name, value in (("solve", solve), ("transpose_solve", transpose_solve)):
-        if isinstance(value, str) and value not in _NAMED:
-            raise ValueError(
-                f"{fn}: {name} must be a callable or one of {', '.join(map(repr, _NAMED))}, "
-                f"got {value!r}"
-            )
-        if value is not None and not isinstance(value, str) and not callable(value):
-            raise TypeError(
-                f"{fn}: {name} must be a callable or a solver name, got {type(value).__name__}"
-            )
-    if isinstance(solve, str):
-        forward, default_transpose = _named(solve)
-    else:
-        assert solve is not None
-        forward, default_transpose = solve, _on_transpose(solve)
-    if transpose_solve is None:
-        return forward, default_transpose
-    if isinstance(transpose_solve, str):
-        return forward, _named(transpose_solve)[1]
-    return forward, transpose_solve
-
-
-@dataclass(frozen=True)
-class _Spec:
-    """The solve and its transpose; ``transposed`` swaps their roles (the op is A⁻ᵀ B)."""
-
-    solve: Solver
-    transpose_solve: Solver
-    kwargs: dict[str, Any]
-    transposed: bool = False
-
-    def run(self, A: torch.Tensor, B: torch.Tensor) -> torch.Tensor:
-        solver = self.transpose_solve if self.transposed else self.solve
-        X = solver(A, B, **self.kwargs)
-        if not isinstance(X, torch.Tensor) or X.shape != B.shape:
-            got = tuple(X.shape) if isinstance(X, torch.Tensor) else type(X).__name__
-            raise ValueError(
-                f"sparse_generic_solve: the solver returned {got}, expected a tensor of "
-                f"shape {tuple(B.shape)}"
-            )
-        return X.to(B.dtype)
-
-
-def _fold(T: torch.Tensor) -> torch.Tensor:
-    """A right-hand side ``(n,)``, ``(n, k)`` or ``(b, n, k)`` as the folded 2D block."""
-    if T.dim() == 1:
-        return T.unsqueeze(1)
-    return T.reshape(-1, T.shape[-1])
-
-
-class _GenericSolve(torch.autograd.Function):
-    @staticmethod
-    def forward(
-        pattern: Pattern, values: torch.Tensor, B: torch.Tensor, spec: _Spec
-    ) -> torch.Tensor:
-        return spec.run(_build(pattern, values), B)
-
-    @staticmethod
-    def setup_context(ctx: Any, inputs: tuple[Any, ...], output: torch.Tensor) -> None:
-        pattern, values, _, spec = inputs
-        ctx.pattern, ctx.spec = pattern, spec
-        ctx.save_for_backward(values, output)
-
-    @staticmethod
-    def backward(ctx: Any, grad_X: torch.Tensor) -> tuple[Any, ...]:
-        values, X = ctx.saved_tensors
-        spec: _Spec = ctx.spec
-        # One solve with the transposed system: grad_B = A^{-T} grad_X (A^{-1} if transposed).
-        grad_B = _generic(
-            ctx.pattern, values, grad_X, replace(spec, transposed=not spec.transposed)
+def _check_choice(fn: str, name: str, value: object) -> None:
+    if isinstance(value, str) and value not in _NAMED:
+        raise ValueError(
+            f"{fn}: {name} must be a callable or one of {', '.join(map(repr, _NAMED))}, "
+            f"got {value!r}; pick one of those, or pass your own solve(A, B, **kwargs)"
         )
-        grad_values = None
-        if ctx.needs_input_grad[1]:
-            Gf, Xf = _fold(grad_B), _fold(X)
-            outer = (
-                sampled_product(ctx.pattern, Xf, Gf)
-                if spec.transposed
-                else sampled_product(ctx.pattern, Gf, Xf)
-            )
-            grad_values = -outer
-        return None, grad_values, grad_B if ctx.needs_input_grad[2] else None, None
+    if value is not None and not isinstance(value, str) and not callable(value):
+        raise TypeError(
+            f"{fn}: {name} must be a callable or a solver name, got {type(value).__name__}; "
+            f"pass one of {', '.join(map(repr, _NAMED))} or solve(A, B, **kwargs)"
+        )
 
 
-def _generic(pattern: Pattern, values: torch.Tensor, B: torch.Tensor, spec: _Spec) -> torch.Tensor:
-    out: torch.Tensor = _GenericSolve.apply(pattern, values, B, spec)
-    return out
+class GenericSolver(LinearSolver):
+    """A named tsgu solver, or the user's ``solve(A, B)`` and ``transpose_solve(A, G)``.
+
+    Named solvers get Aᵀ for the transposed system (A itself when they assume symmetry);
+    a user's ``transpose_solve`` gets A (the torchsparsegradutils convention), and a missing
+    one means ``solve`` applied to Aᵀ. Aᵀ is made once, on first use. ``vector``: B was a
+    vector, and the user's callables see it as one.
+    """
+
+    def __init__(
+        self,
+        A: torch.Tensor,
+        solve: Solver | str,
+        transpose_solve: Solver | str | None,
+        kwargs: dict[str, Any],
+        vector: bool,
+    ) -> None:
+        self.A = A
+        self.kwargs = kwargs
+        self.vector = vector
+        self._transposed: torch.Tensor | None = None
+        # (function, its matrix is Aᵀ) for each direction
+        self.forward = self._resolve(solve, transpose=False)
+        if transpose_solve is None:
+            self.backward = self._resolve(solve, transpose=True)
+        elif isinstance(transpose_solve, str):
+            self.backward = self._resolve(transpose_solve, transpose=True)
+        else:
+            self.backward = (transpose_solve, False)
+
+    @staticmethod
+    def _resolve(solver: Solver | str, transpose: bool) -> tuple[Solver, bool]:
+        if isinstance(solver, str):
+            fn, symmetric = _NAMED[solver]
+            return fn, transpose and not symmetric
+        return solver, transpose
+
+    def solve(self, B: torch.Tensor, transpose: bool) -> torch.Tensor:
+        fn, on_transpose = self.backward if transpose else self.forward
+        if on_transpose:
+            if self._transposed is None:
+                self._transposed = _pattern.transpose(self.A)
+            matrix = self._transposed
+        else:
+            matrix = self.A
+        rhs = B.squeeze(-1) if self.vector else B
+        X = fn(matrix, rhs, **self.kwargs)
+        return X.reshape(B.shape) if isinstance(X, torch.Tensor) and X.shape == rhs.shape else X
 
 
 def sparse_generic_solve(
@@ -186,14 +119,14 @@ def sparse_generic_solve(
     solve : callable or str, optional
         ``solve(A, B, **kwargs) -> X``, or one of ``"cg"``, ``"minres"`` (symmetric A),
         ``"bicgstab"``, ``"gmres"``, ``"lsmr"`` (tsgu's solvers). Default: MINRES when A is
-        symmetric (torchsparsegradutils 0.2's default), BiCGSTAB otherwise.
+        symmetric, BiCGSTAB otherwise.
     transpose_solve : callable or str, optional
-        ``transpose_solve(A, G, **kwargs) -> Y`` solving ``Aᵀ Y = G`` (it receives A, as in
-        0.2), or a solver name (applied to Aᵀ). Default: ``solve`` applied to Aᵀ, or to A
-        for the symmetric solvers. (0.2's default handed A itself to ``solve``, which made
-        its gradients wrong for every nonsymmetric A.)
+        ``transpose_solve(A, G, **kwargs) -> Y`` solving ``Aᵀ Y = G`` (it receives A
+        itself), or a solver name (applied to Aᵀ). Default: ``solve`` applied to Aᵀ, or to
+        A for the symmetric solvers.
     **kwargs
-        Passed to both solvers (e.g. ``rtol``, ``maxiter``, ``M``).
+        Passed to both solvers (e.g. ``rtol``, ``maxiter``, ``M``); ``tol`` is the older
+        name of ``rtol``, and the two together are an error.
 
     Returns
     -------
@@ -207,7 +140,7 @@ def sparse_generic_solve(
         nor a name.
     ValueError
         A non-square A; shapes, dtypes or devices that do not match; an unknown solver
-        name; a solver that returns the wrong shape.
+        name; both ``tol`` and ``rtol``; a solver that returns the wrong shape.
 
     Notes
     -----
@@ -237,14 +170,11 @@ def sparse_generic_solve(
     tensor([-0.0100, -0.0600, -0.0300, -0.1800], dtype=torch.float64)
     """
     fn = "sparse_generic_solve"
-    A = check_sparse(fn, "A", A, layouts=(COO, CSR), dims=(2, 3))
-    B = check_dense(fn, "B", B, dims=(1, 2) if A.dim() == 2 else (2, 3))
-    check_square(fn, "A", A)
-    check_operand(fn, A, B, A.shape[-1])
-    forward, backward = _resolve(fn, A, solve, transpose_solve)
-    pattern = Pattern.of(A)
-    values = values_of(A, pattern)
-    spec = _Spec(forward, backward, dict(kwargs))
-    if A.dim() == 3 and B.dim() == 2:  # a batch of vectors: one column each
-        return _generic(pattern, values, B.unsqueeze(-1), spec).squeeze(-1)
-    return _generic(pattern, values, B, spec)
+    A, B = check_solve_operands(fn, A, B, b_dims={2: (1, 2), 3: (2, 3)})
+    for name, value in (("solve", solve), ("transpose_solve", transpose_solve)):
+        _check_choice(fn, name, value)
+    check_tol_or_rtol(fn, kwargs)
+    if solve is None:
+        solve = "minres" if is_symmetric(A) else "bicgstab"
+    solver = GenericSolver(A.detach(), solve, transpose_solve, dict(kwargs), vector=B.dim() == 1)
+    return linear_solve(A, B, solver, fn=fn)

@@ -11,6 +11,7 @@ Importing this module needs nothing beyond torch; :func:`devices` needs pytest.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -27,6 +28,7 @@ __all__ = [
     "INDEX_DTYPES",
     "LAYOUTS",
     "MatrixCase",
+    "assert_error_policy",
     "case",
     "cases",
     "devices",
@@ -55,6 +57,23 @@ def tol(dtype: torch.dtype) -> dict[str, float]:
     if dtype == torch.float64:
         return {"rtol": 1e-9, "atol": 1e-10}
     return {"rtol": 1e-4, "atol": 1e-5}
+
+
+def assert_error_policy(error: BaseException, start: str) -> None:
+    """``error``'s message starts with ``start`` and reads, as every tsgu error does,
+    ``"<function>: <argument> <expected>, got <actual>; <fix>"`` (CONTRIBUTING.md).
+
+    Examples
+    --------
+    >>> from tsgu.core.testing import assert_error_policy
+    >>> error = ValueError("f: B must have 3 rows, got shape (2,); reshape B")
+    >>> assert_error_policy(error, "f: B must have 3 rows")
+    """
+    message = str(error)
+    assert message.startswith(start), f"{message!r} does not start with {start!r}"
+    assert re.match(r"[\w.]+: \w+ .+, got .+; .+", message, re.DOTALL), (
+        f"{message!r} does not read '<function>: <argument> ..., got ...; <fix>'"
+    )
 
 
 def generator(seed: int = 0, device: str | torch.device = "cpu") -> torch.Generator:

@@ -3,77 +3,95 @@
 from __future__ import annotations
 
 import warnings
-from collections.abc import Callable
-from typing import Any
 
 import torch
 
+from ._kernel_paths import KernelChoice
 from ._levels import LevelSchedule
-from ._pattern import Pattern, sampled_product, values_of
-from .validation import (
-    COO,
-    CSR,
-    check_dense,
-    check_operand,
-    check_sparse,
-    check_square,
-)
+from ._linear_solve import LinearSolver, check_solve_operands, linear_solve
+from ._pattern import Pattern, stored_values
 
-__all__ = ["sparse_triangular_solve"]
+__all__ = ["TRIANGULAR_PATHS", "sparse_triangular_solve"]
 
-# Tests set this to exercise the level-scheduled solve on machines that have the kernel.
-_FORCE_LEVEL_SCHEDULING = False
+# "torch": torch's sparse triangular kernel; "levels": the level-scheduled solve.
+TRIANGULAR_PATHS = KernelChoice("sparse_triangular_solve", ("torch", "levels"))
 
 
 def _torch_kernel_available(B: torch.Tensor) -> bool:
     """Whether torch's sparse triangular kernel runs here (MKL on the CPU, cuSPARSE on CUDA)."""
-    if _FORCE_LEVEL_SCHEDULING or B.dtype not in (torch.float32, torch.float64):
+    forced = TRIANGULAR_PATHS.forced()
+    if forced is not None:
+        return forced == "torch"
+    if B.dtype not in (torch.float32, torch.float64):
         return False
     if B.device.type == "cuda":
         return True
     return B.device.type == "cpu" and torch.backends.mkl.is_available()
 
 
-def _used_entries(pattern: Pattern, upper: bool, unitriangular: bool) -> torch.Tensor | None:
-    """Mask of the stored entries the solve reads (its triangle, the diagonal unless unit),
-    or None when it reads them all. Cached on the pattern: a backward may run many times."""
-    cache: dict[tuple[bool, bool], torch.Tensor | None] = pattern.__dict__.setdefault(
-        "_triangular_used", {}
-    )
-    key = (upper, unitriangular)
-    if key not in cache:
+class TriangularSolver(LinearSolver):
+    """Solves with a sparse triangular A (its folded pattern and values) and with Aᵀ."""
+
+    def __init__(
+        self, pattern: Pattern, values: torch.Tensor, upper: bool, unitriangular: bool
+    ) -> None:
+        self.pattern = pattern
+        self.values = values.detach()
+        self.upper = upper
+        self.unitriangular = unitriangular
+
+    def solve(self, B: torch.Tensor, transpose: bool) -> torch.Tensor:
+        B2 = B.reshape(-1, B.shape[-1])  # a batch is one block-diagonal system
+        if _torch_kernel_available(B2):
+            X = self._torch_kernel(B2, transpose)
+        else:
+            X = self._level_solve(B2, transpose)
+        return X.reshape(B.shape)
+
+    def used_entries(self, pattern: Pattern) -> torch.Tensor | None:
+        """The solve reads its triangle and (unless unit) the diagonal. Cached on the pattern:
+        a backward may run many times."""
+        cache: dict[tuple[bool, bool], torch.Tensor | None] = pattern.__dict__.setdefault(
+            "_triangular_used", {}
+        )
+        key = (self.upper, self.unitriangular)
+        if key not in cache:
+            rows, cols = pattern.rows, pattern.cols
+            used = cols > rows if self.upper else cols < rows
+            if not self.unitriangular:
+                used = used | (cols == rows)
+            cache[key] = None if bool(used.all()) else used
+        return cache[key]
+
+    def _level_solve(self, B: torch.Tensor, transpose: bool) -> torch.Tensor:
+        pattern, values = self.pattern, self.values
         rows, cols = pattern.rows, pattern.cols
-        used = cols > rows if upper else cols < rows
-        if not unitriangular:
-            used = used | (cols == rows)
-        cache[key] = None if bool(used.all()) else used
-    return cache[key]
+        strict = cols > rows if self.upper else cols < rows
+        # Row i of the solved matrix reads entry (r, c) as (r, c), or as (c, r) when transposed.
+        dst, src = (cols, rows) if transpose else (rows, cols)
+        schedule = LevelSchedule(dst[strict], src[strict], pattern.nrows)
+        diag = B.new_ones(pattern.nrows) if self.unitriangular else pattern.diagonal(values)
+        return schedule.solve(values[strict], diag, B)
 
-
-def _diagonal(pattern: Pattern, values: torch.Tensor) -> torch.Tensor:
-    """The diagonal of the folded matrix (stored duplicates summed, absent entries zero)."""
-    on_diag = pattern.rows == pattern.cols
-    # one pass, no boolean indexing (whose nonzero() would dominate the cost)
-    return values.new_zeros(pattern.nrows).index_add_(
-        0, pattern.rows, torch.where(on_diag, values, 0.0)
-    )
-
-
-def _level_solve(
-    pattern: Pattern,
-    values: torch.Tensor,
-    B: torch.Tensor,
-    upper: bool,
-    unitriangular: bool,
-    transpose: bool,
-) -> torch.Tensor:
-    rows, cols = pattern.rows, pattern.cols
-    strict = cols > rows if upper else cols < rows
-    # Row i of the solved matrix reads entry (r, c) as (r, c), or as (c, r) when transposed.
-    dst, src = (cols, rows) if transpose else (rows, cols)
-    schedule = LevelSchedule(dst[strict], src[strict], pattern.nrows)
-    diag = B.new_ones(pattern.nrows) if unitriangular else _diagonal(pattern, values)
-    return schedule.solve(values[strict], diag, B)
+    def _torch_kernel(self, B: torch.Tensor, transpose: bool) -> torch.Tensor:
+        pattern, values = self.pattern, self.values
+        crow, col, slot, nnz = pattern.canonical_form
+        if slot is not None:
+            values = values.new_zeros(nnz).index_add_(0, slot, values)
+        A = torch.sparse_csr_tensor(
+            crow, col, values, (pattern.nrows, pattern.ncols), check_invariants=False
+        )
+        with warnings.catch_warnings():
+            # The sparse overload has no replacement yet (torch.linalg.solve_triangular is
+            # dense only).
+            warnings.simplefilter("ignore")
+            return torch.triangular_solve(
+                B.contiguous(),
+                A,
+                upper=self.upper,
+                transpose=transpose,
+                unitriangular=self.unitriangular,
+            ).solution
 
 
 def _solve_kernel(
@@ -84,98 +102,13 @@ def _solve_kernel(
     unitriangular: bool,
     transpose: bool,
 ) -> torch.Tensor:
-    if not _torch_kernel_available(B):
-        return _level_solve(pattern, values, B, upper, unitriangular, transpose)
-    crow, col, slot, nnz = pattern.canonical_form
-    if slot is not None:
-        values = values.new_zeros(nnz).index_add_(0, slot, values)
-    A = torch.sparse_csr_tensor(
-        crow, col, values, (pattern.nrows, pattern.ncols), check_invariants=False
-    )
-    with warnings.catch_warnings():
-        # The sparse overload has no replacement yet (torch.linalg.solve_triangular is dense only).
-        warnings.simplefilter("ignore")
-        return torch.triangular_solve(
-            B.contiguous(), A, upper=upper, transpose=transpose, unitriangular=unitriangular
-        ).solution
-
-
-class _TriangularSolve(torch.autograd.Function):
-    @staticmethod
-    def forward(
-        pattern: Pattern,
-        values: torch.Tensor,
-        B: torch.Tensor,
-        upper: bool,
-        unitriangular: bool,
-        transpose: bool,
-    ) -> torch.Tensor:
-        return _solve_kernel(pattern, values, B, upper, unitriangular, transpose)
-
-    @staticmethod
-    def setup_context(ctx: Any, inputs: tuple[Any, ...], output: torch.Tensor) -> None:
-        pattern, values, _, upper, unitriangular, transpose = inputs
-        ctx.pattern = pattern
-        ctx.flags = (upper, unitriangular, transpose)
-        ctx.save_for_backward(values, output)
-
-    @staticmethod
-    def backward(ctx: Any, grad_X: torch.Tensor) -> tuple[Any, ...]:
-        values, X = ctx.saved_tensors
-        upper, unitriangular, transpose = ctx.flags
-        pattern: Pattern = ctx.pattern
-        grad_values = grad_B = None
-        if ctx.needs_input_grad[1] or ctx.needs_input_grad[2]:
-            # grad_B = A^{-T} grad_X (or A^{-1} grad_X when the forward solved with A^T)
-            grad_B = _triangular(pattern, values, grad_X, upper, unitriangular, not transpose)
-        if ctx.needs_input_grad[1]:
-            assert grad_B is not None
-            # A X = B: grad_A = -grad_B X^T; A^T X = B: grad_A = -X grad_B^T (at the pattern)
-            outer = (
-                sampled_product(pattern, X, grad_B)
-                if transpose
-                else sampled_product(pattern, grad_B, X)
-            )
-            used = _used_entries(pattern, upper, unitriangular)
-            grad_values = -outer if used is None else -outer * used
-        return None, grad_values, grad_B, None, None, None
-
-
-def _triangular(
-    pattern: Pattern,
-    values: torch.Tensor,
-    B: torch.Tensor,
-    upper: bool,
-    unitriangular: bool,
-    transpose: bool,
-) -> torch.Tensor:
-    out: torch.Tensor = _TriangularSolve.apply(pattern, values, B, upper, unitriangular, transpose)
-    return out
-
-
-def fold_rhs(
-    A: torch.Tensor, B: torch.Tensor
-) -> tuple[torch.Tensor, Callable[[torch.Tensor], torch.Tensor]]:
-    """B as a 2D ``(b*n, k)`` block for the folded A, and the map back to B's shape.
-
-    A 2D with B ``(n,)``, ``(n, k)`` or ``(b, n, k)`` (one A for every item); A 3D with B
-    ``(b, n, k)``.
-    """
-    n = A.shape[-1]
-    if B.dim() == 1:
-        return B.unsqueeze(1), lambda X: X.squeeze(1)
-    if B.dim() == 2:
-        return B, lambda X: X
-    b, _, k = B.shape
-    if A.dim() == 3:
-        return B.reshape(b * n, k), lambda X: X.reshape(b, n, k)
-    # One matrix for a batch of right-hand sides: solve all b*k columns at once.
-    return B.permute(1, 0, 2).reshape(n, b * k), lambda X: X.reshape(n, b, k).permute(1, 0, 2)
+    """A triangular solve on a folded 2D block, without autograd (for the preconditioners)."""
+    return TriangularSolver(pattern, values, upper, unitriangular).solve(B, transpose)
 
 
 def _check_diagonal(fn: str, A: torch.Tensor, pattern: Pattern) -> None:
     """A zero or missing diagonal entry is reported, not turned into inf."""
-    zero = _diagonal(pattern, _values_detached(A)) == 0
+    zero = pattern.diagonal(stored_values(A).detach().reshape(-1)) == 0
     if bool(zero.any()):
         first = int(torch.argmax(zero.to(torch.uint8)))
         n = A.shape[-1]
@@ -184,10 +117,6 @@ def _check_diagonal(fn: str, A: torch.Tensor, pattern: Pattern) -> None:
             f"{fn}: A has a zero or missing diagonal entry at {where}, so the system is "
             "singular; pass unitriangular=True if A has an implicit unit diagonal"
         )
-
-
-def _values_detached(A: torch.Tensor) -> torch.Tensor:
-    return (A._values() if A.layout == COO else A.values()).detach().reshape(-1)
 
 
 def sparse_triangular_solve(
@@ -262,18 +191,9 @@ def sparse_triangular_solve(
     tensor([-0.3750, -0.2500, -0.5000])
     """
     fn = "sparse_triangular_solve"
-    A = check_sparse(fn, "A", A, layouts=(COO, CSR), dims=(2, 3))
-    B = check_dense(fn, "B", B, dims=(1, 2, 3))
-    check_square(fn, "A", A)
-    if A.dim() == 3 and B.dim() != 3:
-        raise ValueError(
-            f"{fn}: B must have 3 dimensions (b, n, k) when A is batched, "
-            f"got shape {tuple(B.shape)}"
-        )
-    check_operand(fn, A, B, A.shape[-1])
-    B2, restore = fold_rhs(A, B)
+    A, B = check_solve_operands(fn, A, B, b_dims={2: (1, 2, 3), 3: (3,)})
     pattern = Pattern.of(A)
     if not unitriangular:
         _check_diagonal(fn, A, pattern)
-    values = values_of(A, pattern)
-    return restore(_triangular(pattern, values, B2, upper, unitriangular, transpose))
+    solver = TriangularSolver(pattern, stored_values(A).reshape(-1), upper, unitriangular)
+    return linear_solve(A, B, solver, transpose=transpose, pattern=pattern, fn=fn)

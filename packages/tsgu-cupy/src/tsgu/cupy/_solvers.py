@@ -205,7 +205,7 @@ class UserCallable(Step):
             got = tuple(getattr(out, "shape", ())) or type(out).__name__
             raise ValueError(
                 f"{system.fn}: {self.role} must return an array of shape {tuple(rhs.shape)}, "
-                f"got {got}"
+                f"got {got}; return x shaped like b"
             )
         out = out.reshape(rhs.shape)
         if isinstance(info, numbers.Integral) and info != 0:

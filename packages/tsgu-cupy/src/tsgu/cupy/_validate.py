@@ -2,60 +2,26 @@
 
 from __future__ import annotations
 
-import warnings
 from collections.abc import Callable
 from typing import Any
 
 import torch
 
-from tsgu.core.validation import (
-    COO,
-    CSR,
-    check_dense,
-    check_float_dtype,
-    check_same_device,
-    check_sparse,
-    check_square,
-)
+from tsgu.core.extend import check_solve_operands, check_tol_or_rtol
 
 from ._solvers import NAMES, Direct, Named, Step, UserCallable
 
-__all__ = ["check_solve_inputs", "check_tolerances", "resolve_steps"]
+__all__ = ["check_solve_inputs", "resolve_steps"]
 
 
-def check_solve_inputs(fn: str, A: object, B: object) -> tuple[torch.Tensor, torch.Tensor]:
-    """A sparse COO/CSR ``(n, n)`` float matrix and a dense B ``(n,)``/``(n, k)`` beside it.
-
-    A B of another dtype is cast to A's, with a UserWarning (torchsparsegradutils 0.2 did
-    the same).
-    """
-    A = check_sparse(fn, "A", A, layouts=(COO, CSR), dims=(2,))
-    check_square(fn, "A", A)
-    check_float_dtype(fn, "A", A)
-    B = check_dense(fn, "B", B, dims=(1, 2))
-    if B.shape[0] != A.shape[0]:
-        raise ValueError(
-            f"{fn}: B must have {A.shape[0]} rows to match A of shape {tuple(A.shape)}, "
-            f"got shape {tuple(B.shape)}"
-        )
-    check_same_device(fn, ("A", "B"), A, B)
-    if B.dtype != A.dtype:
-        warnings.warn(
-            f"{fn}: B has dtype {B.dtype} but A has {A.dtype}; solving with B.to({A.dtype})",
-            UserWarning,
-            stacklevel=3,
-        )
-        B = B.to(A.dtype)
+def check_solve_inputs(
+    fn: str, A: object, B: object, kwargs: dict[str, Any]
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """A sparse COO/CSR ``(n, n)`` float matrix, a dense B ``(n,)``/``(n, k)`` with its dtype
+    and device, and at most one of ``tol`` and ``rtol``."""
+    A, B = check_solve_operands(fn, A, B, a_dims=(2,), b_dims={2: (1, 2)})
+    check_tol_or_rtol(fn, kwargs)
     return A, B
-
-
-def check_tolerances(fn: str, kwargs: dict[str, Any]) -> None:
-    """``tol`` and ``rtol`` name one setting: at most one may be given."""
-    if "tol" in kwargs and "rtol" in kwargs:
-        raise ValueError(
-            f"{fn}: tol and rtol both set the relative tolerance, got tol={kwargs['tol']!r} "
-            f"and rtol={kwargs['rtol']!r}; pass only one"
-        )
 
 
 def _step(fn: str, role: str, value: object) -> Step | None:
@@ -65,12 +31,13 @@ def _step(fn: str, role: str, value: object) -> Step | None:
         if value not in NAMES:
             raise ValueError(
                 f"{fn}: {role} must be a callable or one of {', '.join(map(repr, NAMES))}, "
-                f"got {value!r}"
+                f"got {value!r}; pick one of those, or pass your own {role}(A, b, **kwargs)"
             )
         return Direct() if value == "spsolve" else Named(value)
     if not callable(value):
         raise TypeError(
-            f"{fn}: {role} must be a callable or a solver name, got {type(value).__name__}"
+            f"{fn}: {role} must be a callable or a solver name, got {type(value).__name__}; "
+            f"pass one of {', '.join(map(repr, NAMES))} or {role}(A, b, **kwargs)"
         )
     solver: Callable[..., Any] = value
     return UserCallable(solver, role)

@@ -3,85 +3,43 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, replace
 from typing import Any
 
 import torch
 
-from tsgu.core import sparse_sampled_mm
+from tsgu.core.extend import LinearSolver, linear_solve
 
 from ._backend import backend_for
 from ._solvers import Step, System, factor_options
-from ._validate import check_solve_inputs, check_tolerances, resolve_steps
+from ._validate import check_solve_inputs, resolve_steps
 
 __all__ = ["sparse_solve_c4t"]
 
 
-@dataclass(frozen=True)
-class _Spec:
-    """The two steps on one system; ``transposed`` swaps their roles (the op is A⁻ᵀ B)."""
+class _C4TSolver(LinearSolver):
+    """The forward and backward steps on one system, with SciPy's or CuPy's arrays.
 
-    system: System
-    solve: Step
-    transpose_solve: Step
-    kwargs: dict[str, Any]
-    transposed: bool = False
+    ``vector``: B was a vector, which the steps (and a user's callable) receive as one.
+    """
 
-    def flipped(self) -> _Spec:
-        return replace(self, transposed=not self.transposed)
+    def __init__(
+        self, system: System, forward: Step, backward: Step, kwargs: dict[str, Any], vector: bool
+    ) -> None:
+        self.system = system
+        self.forward = forward
+        self.backward = backward
+        self.kwargs = kwargs
+        self.vector = vector
 
-    def run(self, B: torch.Tensor) -> torch.Tensor:
-        step = self.transpose_solve if self.transposed else self.solve
+    def solve(self, B: torch.Tensor, transpose: bool) -> torch.Tensor:
+        step = self.backward if transpose else self.forward
         system = self.system
         backend = system.backend
         with backend.context():
-            rhs = backend.array(B.contiguous())
-            x = step.run(system, rhs, self.transposed, self.kwargs)
+            rhs = backend.array((B.squeeze(-1) if self.vector else B).contiguous())
+            x = step.run(system, rhs, transpose, self.kwargs)
             X = backend.tensor(x)
         return X.to(device=system.A.device, dtype=system.A.dtype).reshape(B.shape)
-
-
-def _columns(T: torch.Tensor) -> torch.Tensor:
-    return T.unsqueeze(1) if T.dim() == 1 else T
-
-
-class _SolveC4T(torch.autograd.Function):
-    @staticmethod
-    def forward(A: torch.Tensor, B: torch.Tensor, spec: _Spec) -> torch.Tensor:
-        return spec.run(B)
-
-    @staticmethod
-    def setup_context(ctx: Any, inputs: tuple[Any, ...], output: torch.Tensor) -> None:
-        A, _, spec = inputs
-        ctx.spec = spec
-        # Saving A makes autograd refuse a backward after A changed in place: the forward's
-        # factorization would then be stale.
-        ctx.save_for_backward(A, output)
-
-    @staticmethod
-    def backward(ctx: Any, grad_X: torch.Tensor) -> tuple[torch.Tensor | None, ...]:
-        A, X = ctx.saved_tensors
-        spec: _Spec = ctx.spec
-        if not (ctx.needs_input_grad[0] or ctx.needs_input_grad[1]):
-            return None, None, None
-        # The same op on the transposed system, so the backward is itself differentiable:
-        # grad_B = A^{-T} grad_X (A^{-1} grad_X when this op was the transposed one).
-        grad_B = _solve(A, grad_X, spec.flipped())
-        grad_A = None
-        if ctx.needs_input_grad[0]:
-            G, Xc = _columns(grad_B), _columns(X)
-            # A X = B: grad_A = -grad_B X^T;  A^T X = B: grad_A = -X grad_B^T; at A's entries only.
-            grad_A = (
-                sparse_sampled_mm(A, -Xc, G.mT)
-                if spec.transposed
-                else sparse_sampled_mm(A, -G, Xc.mT)
-            )
-        return grad_A, grad_B if ctx.needs_input_grad[1] else None, None
-
-
-def _solve(A: torch.Tensor, B: torch.Tensor, spec: _Spec) -> torch.Tensor:
-    out: torch.Tensor = _SolveC4T.apply(A, B, spec)
-    return out
 
 
 def sparse_solve_c4t(
@@ -99,8 +57,7 @@ def sparse_solve_c4t(
         Sparse COO or CSR ``(n, n)``, float32 or float64, on the CPU or a CUDA device.
         An uncoalesced COO tensor is fine (repeated positions add up).
     B : torch.Tensor
-        Dense ``(n,)`` or ``(n, k)`` on A's device. Another dtype is cast to A's, with a
-        ``UserWarning`` (as torchsparsegradutils 0.2 does).
+        Dense ``(n,)`` or ``(n, k)`` with A's dtype, on A's device.
     solve : {"spsolve", "cg", "cgs", "minres", "gmres"} or callable, optional
         ``"spsolve"``: the direct solve (below). The Krylov solvers of
         ``scipy.sparse.linalg`` (CPU) or ``cupyx.scipy.sparse.linalg`` (CUDA) take a
@@ -111,14 +68,13 @@ def sparse_solve_c4t(
         multi-column B alike.
     transpose_solve : same choices as ``solve``, optional
         Solves ``Aᵀ Y = G`` in the backward. A callable receives the SciPy/CuPy matrix of
-        Aᵀ itself (0.2 handed it A, which made its gradients wrong for a nonsymmetric A).
-        Default: ``solve`` applied to Aᵀ; for the direct solve, the forward's own LU
-        factors with ``trans='T'``.
+        Aᵀ itself. Default: ``solve`` applied to Aᵀ; for the direct solve, the forward's own
+        LU factors with ``trans='T'``.
     **kwargs
         Passed to the solvers: ``rtol`` (or ``tol``, renamed to what the installed SciPy or
         CuPy takes), ``atol``, ``maxiter``, ``x0``, ``M``, ``callback``, ``restart``, ...;
         each solver gets those its signature names (a callable with ``**kwargs`` gets
-        all), the rest are ignored, as in 0.2. Torch tensors among them (``x0``, a sparse
+        all), the rest are ignored. Torch tensors among them (``x0``, a sparse
         or dense ``M``) are converted. The direct solve takes ``splu``'s
         ``permc_spec``, ``diag_pivot_thresh``, ``relax``, ``panel_size``, ``options``.
 
@@ -133,10 +89,10 @@ def sparse_solve_c4t(
         ``A`` is not a sparse COO/CSR tensor, ``B`` is not dense, or ``solve`` /
         ``transpose_solve`` is neither a callable nor a name.
     ValueError
-        A not square or not 2D; a non-float A; B of the wrong shape or on another
-        device; an unknown solver name; a Krylov solver with a multi-column B; both
-        ``tol`` and ``rtol``; a callable that returns the wrong shape; a device other than
-        CPU or CUDA.
+        A not square or not 2D; a non-float A; B of the wrong shape, of another dtype
+        (cast it with ``B.to(A.dtype)``) or on another device; an unknown solver name; a
+        Krylov solver with a multi-column B; both ``tol`` and ``rtol``; a callable that
+        returns the wrong shape; a device other than CPU or CUDA.
     ImportError
         A is on CUDA and CuPy is not installed (``pip install 'tsgu-cupy[cuda12]'``).
     torch.linalg.LinAlgError
@@ -165,7 +121,7 @@ def sparse_solve_c4t(
     *The direct solve* factors A once with SuperLU (``scipy.sparse.linalg.splu``; on CUDA
     the factors go to CuPy's ``SuperLU``, whose triangular solves run on the GPU) and
     solves every column of B with it; the backward solves ``Aᵀ`` with the same factors
-    (``trans='T'``) instead of factoring Aᵀ again, as 0.2's vector path did. A CSR matrix
+    (``trans='T'``) instead of factoring Aᵀ again. A CSR matrix
     is factored as Aᵀ straight from its arrays (CSR of A is CSC of Aᵀ), with no
     conversion. Unless ``permc_spec`` is given, a matrix whose pattern is symmetric is
     ordered by minimum degree on ``Aᵀ + A`` (``"MMD_AT_PLUS_A"``, far less fill-in on
@@ -201,9 +157,8 @@ def sparse_solve_c4t(
     tensor([0.1000, 0.6000], dtype=torch.float64)
     """
     fn = "sparse_solve_c4t"
-    A, B = check_solve_inputs(fn, A, B)
+    A, B = check_solve_inputs(fn, A, B, kwargs)
     forward, backward = resolve_steps(fn, solve, transpose_solve, B)
-    check_tolerances(fn, kwargs)
-    backend = backend_for(fn, A.device)
-    system = System(fn, A, backend, factor_options(kwargs))
-    return _solve(A, B, _Spec(system, forward, backward, dict(kwargs)))
+    system = System(fn, A, backend_for(fn, A.device), factor_options(kwargs))
+    solver = _C4TSolver(system, forward, backward, dict(kwargs), vector=B.dim() == 1)
+    return linear_solve(A, B, solver, fn=fn)

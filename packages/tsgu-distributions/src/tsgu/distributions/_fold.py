@@ -14,6 +14,8 @@ from collections.abc import Callable
 
 import torch
 
+from tsgu.core.extend import fold_rhs
+
 
 def fold(
     x: torch.Tensor, factor_batch: int | None
@@ -23,28 +25,13 @@ def fold(
     ``factor_batch`` is the factor's batch size (None for a 2D factor). A batched factor of
     one item that is broadcast over a longer last batch dimension is used as a 2D one.
     """
-    shape = x.shape
-    n = shape[-1]
-    if factor_batch is not None and x.dim() >= 2 and shape[-2] == factor_batch:
-        b = factor_batch
-        cols = x.reshape(-1, b, n).permute(1, 2, 0)  # (b, n, K)
-
-        def restore_batched(y: torch.Tensor) -> torch.Tensor:
-            return y.permute(2, 0, 1).reshape(shape)
-
-        return cols, restore_batched
-    cols = x.reshape(-1, n).mT  # (n, K)
-    if factor_batch is not None:  # one item, broadcast: solve as (1, n, K)
-
-        def restore_single(y: torch.Tensor) -> torch.Tensor:
-            return y.squeeze(0).mT.reshape(shape)
-
-        return cols.unsqueeze(0), restore_single
-
-    def restore(y: torch.Tensor) -> torch.Tensor:
-        return y.mT.reshape(shape)
-
-    return cols, restore
+    if factor_batch is not None and x.dim() >= 2 and x.shape[-2] == factor_batch:
+        return fold_rhs(x, row_dim=-1, batch_dim=-2)  # (b, n, K)
+    cols, unfold = fold_rhs(x, row_dim=-1)  # (n, K)
+    if factor_batch is None:
+        return cols, unfold
+    # one item, broadcast: solve as (1, n, K)
+    return cols.unsqueeze(0), lambda y: unfold(y.squeeze(0))
 
 
 def apply_folded(

@@ -57,10 +57,10 @@ class SparseMultivariateNormalNative(Distribution):
     :meth:`rsample` is :math:`x = \mu + L\varepsilon` with ``torch.sparse.mm`` (all samples
     in one product). :meth:`log_prob` is
     :math:`-\tfrac12(n\log 2\pi + \lVert L^{-1}(x-\mu)\rVert^2) - \sum_i \log L_{ii}`, its
-    solve by :func:`tsgu.core.sparse_triangular_solve` (O(nnz), sparse gradient; 0.2
-    densified :math:`L` here, and torch's own sparse ``triangular_solve`` returns a dense
-    gradient). :attr:`variance` is the row sums of :math:`L_{ij}^2` and :meth:`entropy`
-    reads the diagonal: both O(nnz). Only :attr:`covariance_matrix` is dense (it warns).
+    solve by :func:`tsgu.core.sparse_triangular_solve` (O(nnz), sparse gradient; torch's
+    own sparse ``triangular_solve`` returns a dense gradient). :attr:`variance` is the row
+    sums of :math:`L_{ij}^2` and :meth:`entropy` reads the diagonal: both O(nnz). Only
+    :attr:`covariance_matrix` is dense (it warns).
 
     Examples
     --------

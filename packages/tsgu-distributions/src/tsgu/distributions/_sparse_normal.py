@@ -123,8 +123,8 @@ class SparseMultivariateNormal(Distribution):
     :math:`\partial f/\partial L_{ij} = (\partial f/\partial U_{ij}) / s_j`: every factor
     gradient of the :math:`L L^\top` form is that of the :math:`L D L^\top` form divided by
     a diagonal entry of :math:`L`. On a badly conditioned precision (small :math:`s`) the
-    :math:`L L^\top` factor gradients grow like :math:`1/s^2` (torchsparsegradutils 0.2
-    reports values above 1e6), the :math:`L D L^\top` ones only like the samples themselves
+    :math:`L L^\top` factor gradients grow like :math:`1/s^2` (values above 1e6 are
+    common), the :math:`L D L^\top` ones only like the samples themselves
     (:math:`1/s`): its triangular solve has a unit diagonal, and all of the scale sits in
     ``diagonal``, an elementwise term. Prefer ``diagonal=`` with a precision factor, and
     train ``diagonal`` through a log or softplus (its raw gradient scales like

@@ -101,7 +101,7 @@ def mean_hotelling_t2_test(
     Notes
     -----
     :math:`T^2 = n\,(\bar x - \mu_0)^\top \hat\Sigma^{-1} (\bar x - \mu_0)`, with
-    :math:`\hat\Sigma^{-1}` applied by a Cholesky solve (0.2 inverted :math:`\hat\Sigma`),
+    :math:`\hat\Sigma^{-1}` applied by a Cholesky solve (no explicit inverse),
     and :math:`\frac{n-p}{p(n-1)} T^2 \sim F_{p,\,n-p}` for Gaussian draws (Hotelling, 1947).
     The quantile is ``scipy.stats.f.ppf``.
 

@@ -28,8 +28,6 @@ import torch
 
 from ._offsets import Offset
 
-INT32_MAX = 2**31 - 1
-
 
 def strides(volume_shape: tuple[int, ...]) -> list[int]:
     """C-order strides (in voxels) of ``volume_shape``."""

@@ -6,7 +6,9 @@ import math
 
 import torch
 
-from ._build import INT32_MAX, strides
+from tsgu.core.extend import INT32_MAX
+
+from ._build import strides
 from ._offsets import Offset, pairwise_offsets
 from ._validate import (
     check_device,

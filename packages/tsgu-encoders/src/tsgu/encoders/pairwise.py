@@ -8,8 +8,9 @@ import warnings
 import torch
 
 import tsgu.core as tc
+from tsgu.core.extend import INT32_MAX
 
-from ._build import INT32_MAX, count_pairs, row_major_pattern
+from ._build import count_pairs, row_major_pattern
 from ._gather import RowBlocks, block_shape, gather, row_blocks
 from ._offsets import pairwise_offsets
 from ._validate import (

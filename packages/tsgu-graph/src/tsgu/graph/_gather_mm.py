@@ -61,8 +61,7 @@ def gather_mm(a: torch.Tensor, b: torch.Tensor, idx_b: torch.Tensor) -> torch.Te
     :func:`~tsgu.graph.segment_mm`, in one kernel call with no Python loop over the types;
     nothing of size N x D1 x D2 is formed (``torch.bmm(a[:, None], b[idx_b])`` builds one).
     The indices are read on the host once (a device synchronisation when they live on a
-    GPU) to check their range. Unlike torchsparsegradutils 0.2, float64 works and indices
-    out of range are an error.
+    GPU) to check their range: indices out of range are an error. Every float dtype works.
 
     Examples
     --------

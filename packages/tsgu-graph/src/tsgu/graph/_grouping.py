@@ -17,13 +17,14 @@ from __future__ import annotations
 
 import torch
 
+from tsgu.core.extend import INT32_MAX
+
 from ._paths import aligned_for_grouped, forced_path, grouped_kernel, grouped_supported
 
 __all__ = ["Grouping"]
 
 # A tile's fixed cost in the padded product, in rows of work: it keeps tiles from being tiny.
 _TILE_OVERHEAD_ROWS = 16
-_INT32_MAX = 2**31 - 1
 # Mean rows per group from which torch's per-group CPU grouped GEMM beats the padded bmm.
 _GROUPED_MIN_ROWS = 32
 
@@ -48,7 +49,7 @@ def _choose_path(device: torch.device, dtype: torch.dtype, n: int, r: int, d1: i
     """
     usable = (
         grouped_kernel() is not None
-        and n <= _INT32_MAX
+        and n <= INT32_MAX
         and aligned_for_grouped(d1, d2, dtype=dtype)
         and grouped_supported(device, dtype)
     )

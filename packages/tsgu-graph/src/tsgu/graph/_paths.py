@@ -12,17 +12,19 @@ installed build allows). Its operands need 16-byte aligned row strides.
 Whether the grouped kernel works for a (device, dtype) is probed once, on a tiny problem
 with exact integer values, and cached: the supported set differs between torch releases
 and builds, and a probe is the only reliable way to know. ``force_path`` pins the choice
-(for tests and benchmarks); it is internal.
+(for tests and benchmarks; a :class:`tsgu.core.extend.KernelChoice`); it is internal.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 
 import torch
 
+from tsgu.core.extend import KernelChoice
+
 __all__ = [
+    "GROUPED_MM_PATHS",
     "PATHS",
     "aligned_for_grouped",
     "force_path",
@@ -43,30 +45,15 @@ def _find_grouped() -> Callable[..., torch.Tensor] | None:
 
 _GROUPED: Callable[..., torch.Tensor] | None = _find_grouped()
 _SUPPORT: dict[tuple[str, int | None, torch.dtype], bool] = {}
-_FORCED: list[str | None] = [None]
+# Pinned by tests and benchmarks: ``with force_path("padded"): ...``
+GROUPED_MM_PATHS = KernelChoice("segment_mm and gather_mm", PATHS)
+force_path = GROUPED_MM_PATHS.force
+forced_path = GROUPED_MM_PATHS.forced
 
 
 def grouped_kernel() -> Callable[..., torch.Tensor] | None:
     """torch's grouped GEMM, or None on a torch without one."""
     return _GROUPED
-
-
-@contextmanager
-def force_path(path: str | None) -> Iterator[None]:
-    """Pin the kernel (``"grouped"``, ``"padded"``, or None for the automatic choice)."""
-    if path not in (*PATHS, None):
-        raise ValueError(f"force_path: path must be one of {PATHS} or None, got {path!r}")
-    previous = _FORCED[0]
-    _FORCED[0] = path
-    try:
-        yield
-    finally:
-        _FORCED[0] = previous
-
-
-def forced_path() -> str | None:
-    """The pinned kernel, or None."""
-    return _FORCED[0]
 
 
 def _probe(device: torch.device, dtype: torch.dtype) -> bool:

@@ -62,7 +62,7 @@ def segment_mm(a: torch.Tensor, b: torch.Tensor, seglen_a: torch.Tensor) -> torc
     D1 and D2 multiples of 16 bytes), otherwise one ``torch.bmm`` over zero-padded tiles of
     the segments. The choice is internal and both give the same result. The lengths are
     read on the host once (a device synchronisation when they live on a GPU) to validate
-    them; unlike torchsparsegradutils 0.2, a sum other than N is an error.
+    them: a sum other than N is an error.
 
     Examples
     --------

@@ -14,7 +14,7 @@ import functools
 import sys
 import warnings
 from collections.abc import Callable, Hashable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 from types import FrameType
 from typing import Any
@@ -25,7 +25,9 @@ import jax.scipy.sparse.linalg as jla
 import numpy as np
 import torch
 
+import tsgu.core.extend
 from tsgu.core import ConvergenceWarning
+from tsgu.core.extend import check_tol_or_rtol
 
 from ._operator import SparseMatvec, operator_of
 from .conversion import _to_jax, _to_torch
@@ -67,7 +69,12 @@ def _caller_level() -> int:
     return level  # 1 is the caller of warnings.warn: _check, called from here
 
 
-_SKIP = (str(Path(__file__).parent), str(Path(torch.__file__).parent))
+# tsgu.jax, torch, and tsgu.core's solve mechanism, which calls tsgu.jax's solver
+_SKIP = (
+    str(Path(__file__).parent),
+    str(Path(torch.__file__).parent),
+    str(Path(tsgu.core.extend.__file__).parent),
+)
 
 
 # ------------------------------------------------------------------ solver choice
@@ -83,7 +90,7 @@ def _choose(fn: str, name: str, value: object) -> _Choice:
         if value not in NAMED:
             raise ValueError(
                 f"{fn}: {name} must be one of {', '.join(map(repr, NAMED))} or a callable, "
-                f"got {value!r}"
+                f"got {value!r}; pick one of those, or pass {name}(matvec, b, **kwargs)"
             )
         label = f"jax.scipy.sparse.linalg.{value}"
         return _Choice(NAMED[value], label, frozenset(_KEYWORDS[value]))
@@ -92,7 +99,7 @@ def _choose(fn: str, name: str, value: object) -> _Choice:
         return _Choice(value, label, None)
     raise TypeError(
         f"{fn}: {name} must be one of {', '.join(map(repr, NAMED))} or a callable "
-        f"solve(matvec, b, **kwargs), got {type(value).__name__}"
+        f"solve(matvec, b, **kwargs), got {type(value).__name__}; pass a name or a function"
     )
 
 
@@ -160,7 +167,7 @@ def _as_dynamic(fn: str, name: str, value: Any) -> Any:
 
 @dataclass(frozen=True)
 class Plan:
-    """Everything a solve needs besides A and B; ``transposed`` flips it to ``Aᵀ Y = G``."""
+    """Everything a solve needs besides A and B, for ``A X = B`` and ``Aᵀ Y = G`` alike."""
 
     solve: _Choice
     transpose_solve: _Choice
@@ -169,27 +176,30 @@ class Plan:
     x0: jax.Array | None
     rtol: float
     atol: float
-    transposed: bool = False
 
-    def flipped(self) -> Plan:
-        """The plan of the backward: the other system, no starting guess."""
-        return replace(self, transposed=not self.transposed, x0=None)
-
-    def run(self, fn: str, A: torch.Tensor, B: torch.Tensor) -> torch.Tensor:
-        choice = self.transpose_solve if self.transposed else self.solve
-        op = operator_of(fn, "A", A)
+    def run(self, fn: str, op: SparseMatvec, B: torch.Tensor, transpose: bool) -> torch.Tensor:
+        """Solve with A's matvec ``op`` (with Aᵀ when ``transpose``; that system takes no
+        starting guess: x0 guesses X, not the transposed system's solution)."""
+        choice = self.transpose_solve if transpose else self.solve
         b = _to_jax(fn, "B", B)
-        compiled = _compiled(choice.fn, self.transposed, self.static)
-        x, residual, b_norm = compiled(op, b, self.x0, self.dynamic)
-        self._check(fn, choice, np.asarray(residual), np.asarray(b_norm))
+        compiled = _compiled(choice.fn, transpose, self.static)
+        x, residual, b_norm = compiled(op, b, None if transpose else self.x0, self.dynamic)
+        self._check(fn, choice, transpose, np.asarray(residual), np.asarray(b_norm))
         return _to_torch(x)
 
-    def _check(self, fn: str, choice: _Choice, residual: np.ndarray, b_norm: np.ndarray) -> None:
+    def _check(
+        self,
+        fn: str,
+        choice: _Choice,
+        transpose: bool,
+        residual: np.ndarray,
+        b_norm: np.ndarray,
+    ) -> None:
         bound = np.maximum(self.rtol * b_norm, self.atol)
         bad = ~(residual <= RESIDUAL_SLACK * bound)  # NaN counts as bad
         if not bad.any():
             return
-        system = "Aᵀ y = g (backward)" if self.transposed else "A x = b"
+        system = "Aᵀ y = g (backward)" if transpose else "A x = b"
         worst = np.where(bound > 0, residual / np.where(bound > 0, bound, 1.0), residual)
         warnings.warn(
             f"{fn}: {choice.label} did not converge on {system}: residual norm "
@@ -224,29 +234,37 @@ def make_plan(
                     f"{fn}: {choice.label} takes no keyword argument(s) {', '.join(unknown)}; "
                     f"it takes {', '.join(sorted(choice.keywords))}"
                 )
+    check_tol_or_rtol(fn, kwargs)
     if "rtol" in kwargs:  # tsgu.core's (and SciPy's) name of jax.scipy's `tol`
-        if "tol" in kwargs:
-            raise ValueError(f"{fn}: give tol or rtol (the same tolerance), not both")
         kwargs["tol"] = kwargs.pop("rtol")
     tol, atol_ = kwargs.get("tol", JAX_DEFAULT_TOL), kwargs.get("atol", 0.0)
     if not all(isinstance(t, (int, float)) and not isinstance(t, bool) for t in (tol, atol_)):
-        raise TypeError(f"{fn}: tol and atol must be real numbers, got tol={tol!r}, atol={atol_!r}")
+        raise TypeError(
+            f"{fn}: tol and atol must be real numbers, got tol={tol!r}, atol={atol_!r}; pass floats"
+        )
     rtol, atol = float(tol), float(atol_)
     if rtol < 0 or atol < 0:
-        raise ValueError(f"{fn}: tol and atol must be non-negative, got tol={rtol}, atol={atol}")
+        raise ValueError(
+            f"{fn}: tol and atol must be non-negative, got tol={rtol}, atol={atol}; "
+            "pass tolerances >= 0"
+        )
     x0 = kwargs.pop("x0", None)
     if x0 is not None:
         if not isinstance(x0, (torch.Tensor, jax.Array)):
             raise TypeError(
-                f"{fn}: x0 must be a torch.Tensor or a jax.Array, got {type(x0).__name__}"
+                f"{fn}: x0 must be a torch.Tensor or a jax.Array, got {type(x0).__name__}; "
+                "pass x0 as a tensor shaped like B"
             )
         if tuple(x0.shape) != tuple(B.shape):
             raise ValueError(
-                f"{fn}: x0 must have B's shape {tuple(B.shape)}, got {tuple(x0.shape)}"
+                f"{fn}: x0 must have B's shape {tuple(B.shape)}, got {tuple(x0.shape)}; "
+                "reshape it like B"
             )
         x0 = _to_jax(fn, "x0", x0) if isinstance(x0, torch.Tensor) else x0
         if x0.dtype != jnp.dtype(str(B.dtype).removeprefix("torch.")):
-            raise ValueError(f"{fn}: x0 must have B's dtype {B.dtype}, got {x0.dtype}")
+            raise ValueError(
+                f"{fn}: x0 must have B's dtype {B.dtype}, got {x0.dtype}; cast it to B's dtype"
+            )
     static: list[tuple[str, Hashable]] = []
     dynamic: dict[str, Any] = {}
     for key in sorted(kwargs):
@@ -260,7 +278,7 @@ def make_plan(
         except TypeError:
             raise TypeError(
                 f"{fn}: keyword argument {key} must be an array (torch or JAX), a SparseMatvec "
-                f"or a hashable value, got {type(value).__name__}"
+                f"or a hashable value, got {type(value).__name__}; pass a tuple for a list"
             ) from None
         static.append((key, value))
     return Plan(forward, backward, tuple(static), dynamic, x0, rtol, atol)

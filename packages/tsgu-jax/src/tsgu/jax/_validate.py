@@ -8,13 +8,12 @@ import jax
 import torch
 from jax.experimental import sparse as jsparse
 
+from tsgu.core.extend import INT32_MAX
 from tsgu.core.validation import layout_name
 
 from ._x64 import X64_FIX, x64_enabled
 
 __all__ = ["check_jax_array", "check_jax_sparse", "index_dtype_for", "jax_kind"]
-
-_INT32_MAX = 2**31 - 1
 
 
 def jax_kind(value: object) -> str:
@@ -62,7 +61,7 @@ def check_jax_sparse(fn: str, name: str, value: Any, kind: type) -> Any:
 def index_dtype_for(fn: str, name: str, *extents: int) -> torch.dtype:
     """The index dtype JAX can hold for indices up to ``extents``: int32 when they fit
     (JAX's default and its faster kernels), int64 in 64-bit mode, else a ValueError."""
-    if max(extents, default=0) <= _INT32_MAX:
+    if max(extents, default=0) <= INT32_MAX:
         return torch.int32
     if x64_enabled():
         return torch.int64

@@ -4,7 +4,7 @@ Without ``jax_enable_x64`` JAX holds no 64-bit numbers: ``jax.dlpack.from_dlpack
 float64 tensor into float32 and an int64 one into int32, without a word. tsgu never lets
 that happen to a user's data (the result would be silently less accurate), and never turns
 the mode on for the user either (it is process-wide and changes every other JAX
-computation's dtypes; torchsparsegradutils 0.2 set it globally on its own).
+computation's dtypes).
 """
 
 from __future__ import annotations

@@ -73,8 +73,8 @@ def t2j(x: torch.Tensor) -> jax.Array:
     Notes
     -----
     JAX arrays are immutable; a torch tensor that shares memory with one must not be
-    modified in place while the JAX array is in use. torchsparsegradutils 0.2's ``t2j``
-    switched on 64-bit mode by itself; here the caller decides.
+    modified in place while the JAX array is in use. JAX's 64-bit mode is the caller's to
+    switch on.
 
     Examples
     --------
@@ -249,8 +249,7 @@ def t2j_coo(A: torch.Tensor) -> jsparse.BCOO:
 
     Notes
     -----
-    torchsparsegradutils 0.2 coalesced the tensor and sorted the BCOO through a private
-    JAX method; here nothing is reordered and no private API is used.
+    Nothing is reordered and no private JAX API is used.
 
     Examples
     --------

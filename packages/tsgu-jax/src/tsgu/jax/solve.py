@@ -7,19 +7,10 @@ from typing import Any
 
 import torch
 
-from tsgu.core import sparse_sampled_mm
-from tsgu.core.validation import (
-    COO,
-    CSR,
-    check_dense,
-    check_float_dtype,
-    check_same_device,
-    check_same_dtype,
-    check_sparse,
-    check_square,
-)
+from tsgu.core.extend import LinearSolver, check_solve_operands, linear_solve
 
 from ._compiled import Plan, make_plan
+from ._operator import SparseMatvec, operator_of
 from ._x64 import require_x64_for
 
 __all__ = ["sparse_solve_j4t"]
@@ -27,47 +18,23 @@ __all__ = ["sparse_solve_j4t"]
 _FN = "sparse_solve_j4t"
 
 
-def _fold(T: torch.Tensor) -> torch.Tensor:
-    """A vector ``(n,)`` as the one-column block ``(n, 1)``; a block as it is."""
-    return T.unsqueeze(1) if T.dim() == 1 else T
+class _J4TSolver(LinearSolver):
+    """A's JAX matvec, made once, and the plan that solves with it or with its transpose.
 
+    ``vector``: B was a vector, which the compiled solve receives as one (not as a column).
+    """
 
-class _SolveJ4T(torch.autograd.Function):
-    """X = A⁻¹ B (or A⁻ᵀ B when the plan is transposed), solved in JAX."""
+    def __init__(self, A: torch.Tensor, plan: Plan, vector: bool) -> None:
+        self.A = A.detach()
+        self.plan = plan
+        self.vector = vector
+        self._op: SparseMatvec | None = None
 
-    @staticmethod
-    def forward(A: torch.Tensor, B: torch.Tensor, plan: Plan) -> torch.Tensor:
-        return plan.run(_FN, A.detach(), B.detach())
-
-    @staticmethod
-    def setup_context(ctx: Any, inputs: tuple[Any, ...], output: torch.Tensor) -> None:
-        A, _, plan = inputs
-        ctx.plan = plan
-        ctx.save_for_backward(A, output)
-
-    @staticmethod
-    def backward(ctx: Any, grad_X: torch.Tensor) -> tuple[Any, ...]:
-        A, X = ctx.saved_tensors
-        plan: Plan = ctx.plan
-        need_A, need_B = ctx.needs_input_grad[0], ctx.needs_input_grad[1]
-        if not (need_A or need_B):
-            return None, None, None
-        # One solve with the transposed system (a differentiable one: second derivatives
-        # go through it again). Never the forward system: 0.2 solved A y = g here.
-        grad_B = _solve(A, grad_X, plan.flipped())
-        grad_A = None
-        if need_A:
-            G, Xf = _fold(grad_B), _fold(X)
-            if plan.transposed:  # X = A^{-T} B: grad_A = -X grad_B^T
-                grad_A = sparse_sampled_mm(A.detach(), -Xf, G.mT)
-            else:  # X = A^{-1} B: grad_A = -grad_B X^T
-                grad_A = sparse_sampled_mm(A.detach(), -G, Xf.mT)
-        return grad_A, grad_B if need_B else None, None
-
-
-def _solve(A: torch.Tensor, B: torch.Tensor, plan: Plan) -> torch.Tensor:
-    out: torch.Tensor = _SolveJ4T.apply(A, B, plan)
-    return out
+    def solve(self, B: torch.Tensor, transpose: bool) -> torch.Tensor:
+        if self._op is None:
+            self._op = operator_of(_FN, "A", self.A)
+        rhs = B.squeeze(-1) if self.vector else B
+        return self.plan.run(_FN, self._op, rhs, transpose).reshape(B.shape)
 
 
 def sparse_solve_j4t(
@@ -95,7 +62,7 @@ def sparse_solve_j4t(
         The solver of the backward's system ``Aᵀ Y = G``; it receives Aᵀ's matvec (and
         Mᵀ as ``M``). Default: ``solve``, given Aᵀ.
     **kwargs
-        Passed to the solvers: ``tol`` (or tsgu.core's name ``rtol``), ``atol``,
+        Passed to the solvers: ``tol`` (or tsgu.core's name ``rtol``; not both), ``atol``,
         ``maxiter``, ``M`` (a preconditioner approximating A⁻¹: a JAX function, a
         :class:`~tsgu.jax.SparseMatvec`, or a torch/JAX matrix), ``restart`` and
         ``solve_method`` for GMRES, and ``x0`` (B's shape; forward solve only). Arrays
@@ -116,7 +83,8 @@ def sparse_solve_j4t(
         A not 2D or not square; B's shape, dtype or device not matching A; a dtype other
         than float32/float64; float64 with JAX's 64-bit mode off (the message says how to
         enable it: ``jax.config.update("jax_enable_x64", True)``); an unknown solver
-        name; a negative tolerance; ``x0`` of the wrong shape or dtype.
+        name; both ``tol`` and ``rtol``; a negative tolerance; ``x0`` of the wrong shape or
+        dtype.
 
     Warns
     -----
@@ -146,12 +114,7 @@ def sparse_solve_j4t(
     A's values, B and X cross between torch and JAX through DLPack without copies; the
     indices go over as int32.
 
-    Compared with torchsparsegradutils 0.2: its default transposed solve was applied to an
-    already transposed matrix (so it solved :math:`A y = \bar X`, wrong for every
-    nonsymmetric A); JAX's convergence was never checked; float64 switched JAX's 64-bit
-    mode on for the whole process; a multi-right-hand-side solve looped over columns. Its
-    default solver was BiCGSTAB; here it is CG (pass ``solve="bicgstab"`` for a
-    nonsymmetric A).
+    The default solver is CG (pass ``solve="bicgstab"`` for a nonsymmetric A).
 
     Examples
     --------
@@ -168,17 +131,7 @@ def sparse_solve_j4t(
     >>> A.grad.values()  # one value per stored entry
     tensor([-0.0165, -0.1157, -0.0248, -0.1736])
     """
-    A = check_sparse(_FN, "A", A, layouts=(COO, CSR), dims=(2,))
-    B = check_dense(_FN, "B", B, dims=(1, 2))
-    check_square(_FN, "A", A)
-    if B.shape[0] != A.shape[0]:
-        raise ValueError(
-            f"{_FN}: B must have {A.shape[0]} rows to match A of shape {tuple(A.shape)}, "
-            f"got shape {tuple(B.shape)}"
-        )
-    check_float_dtype(_FN, "A", A)
-    check_same_dtype(_FN, ("A", "B"), A, B)
-    check_same_device(_FN, ("A", "B"), A, B)
+    A, B = check_solve_operands(_FN, A, B, a_dims=(2,), b_dims={2: (1, 2)})
     require_x64_for(_FN, "A", A.dtype)
     plan = make_plan(_FN, solve, transpose_solve, kwargs, B)
-    return _solve(A, B, plan)
+    return linear_solve(A, B, _J4TSolver(A, plan, vector=B.dim() == 1), fn=_FN)

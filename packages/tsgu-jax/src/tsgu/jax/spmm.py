@@ -40,8 +40,7 @@ def spmm_t4j(A: torch.Tensor) -> SparseMatvec:
     indices and a segment sum over the row indices, O(nnz). A's values are shared with the
     torch tensor through DLPack (JAX assumes they do not change: do not modify A in place
     while the matvec is in use); the indices are int32 copies when they fit.
-    torchsparsegradutils 0.2 returned a closure that called back into torch (invisible to
-    JAX's transformations) and raised TypeError for float64 without 64-bit mode; this
+    It is pure JAX, so JAX's transformations see through it; float64 without 64-bit mode
     raises ValueError, as every dtype problem in tsgu does.
 
     Examples
