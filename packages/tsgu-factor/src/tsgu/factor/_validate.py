@@ -72,7 +72,7 @@ def check_rhs(fn: str, B: object, n: int, dtype: torch.dtype, device: torch.devi
     if B.dtype != dtype:
         raise ValueError(
             f"{fn}: A and B must have the same dtype, got {dtype} and {B.dtype}; "
-            f"convert with B.to({dtype})"
+            f"cast it with B.to({dtype})"
         )
     if B.device != device:
         raise ValueError(

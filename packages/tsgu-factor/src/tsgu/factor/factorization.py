@@ -230,7 +230,10 @@ class Factorization:
         fn = "Factorization.refactor"
         s = self._structure
         if (A is None) == (values is None):
-            raise TypeError(f"{fn}: give exactly one of A and values, got {'both' if A is not None else 'neither'}")
+            raise TypeError(
+                f"{fn}: give exactly one of A and values, got "
+                f"{'both' if A is not None else 'neither'}; pass the new matrix or its values"
+            )
         if values is not None:
             if not isinstance(values, torch.Tensor) or values.shape != (s.pattern.nnz,):
                 got = tuple(values.shape) if isinstance(values, torch.Tensor) else type(values).__name__
