@@ -73,7 +73,7 @@ def measure(spec: dict[str, Any]) -> dict[str, Any]:
         mod = umfpack if method.endswith("umfpack") else klu
         S, S2 = _kvx(A), _kvx(A2)
         t_sym, Fs = _seconds(lambda: mod.symbolic(S))
-        t_num, Fn = _seconds(lambda: mod.numeric(S, Fs))
+        t_num, _ = _seconds(lambda: mod.numeric(S, Fs))
         t_re, Fn2 = _seconds(lambda: mod.numeric(S2, Fs))
         if mod is umfpack:
             t_sol, _ = _seconds(lambda: umfpack.solve(S2, Fn2, matrix(b)))

@@ -72,7 +72,9 @@ def test_rsample_has_the_right_covariance(given):
     make = getattr(SparseMultivariateNormal, f"from_{given}")
     x = make(torch.zeros(9, dtype=torch.float64), P).rsample((100_000,))
     expected = torch.linalg.inv(P.to_dense()) if given == "precision" else P.to_dense()
-    torch.testing.assert_close(torch.cov(x.T), expected, atol=0.05 * math.sqrt(float(expected.abs().max())), rtol=0)
+    torch.testing.assert_close(
+        torch.cov(x.T), expected, atol=0.05 * math.sqrt(float(expected.abs().max())), rtol=0
+    )
 
 
 def test_rsample_is_differentiable_in_loc_and_batches():

@@ -12,6 +12,7 @@ from tsgu.factor import Factorization, factorize, solve
 LAYOUTS = (torch.sparse_coo, torch.sparse_csr)
 INDEX_DTYPES = (torch.int32, torch.int64)
 
+
 def grid_laplacian(m: int, shift: float = 0.5, seed: int = 0) -> torch.Tensor:
     """2-D 5-point Laplacian on an m x m grid plus a random positive diagonal (SPD), dense."""
     off = torch.ones(m - 1, dtype=torch.float64)
@@ -83,7 +84,9 @@ def test_solve_agrees_with_dense(kind, method, layout, index_dtype, dtype):
 @pytest.mark.parametrize("index_dtype", INDEX_DTYPES)
 @pytest.mark.parametrize("transpose", [False, True])
 def test_solve_gradcheck_and_gradgradcheck(kind, method, layout, index_dtype, transpose):
-    A = sparse(matrix_for(kind)[:6, :6] + 3 * torch.eye(6, dtype=torch.float64), layout, index_dtype)
+    A = sparse(
+        matrix_for(kind)[:6, :6] + 3 * torch.eye(6, dtype=torch.float64), layout, index_dtype
+    )
     values, rebuild = with_values(A)
     B = torch.randn(6, 2, generator=generator(4), dtype=torch.float64, requires_grad=True)
 
@@ -102,8 +105,10 @@ def test_solve_gradient_reuses_the_factors():
     before = Factorization.analyses_made
     F.solve(torch.ones(10, dtype=torch.float64)).sum().backward()
     assert Factorization.analyses_made == before
-    expected = -torch.outer(torch.linalg.solve(dense.T, torch.ones(10, dtype=torch.float64)),
-                            torch.linalg.solve(dense, torch.ones(10, dtype=torch.float64)))
+    expected = -torch.outer(
+        torch.linalg.solve(dense.T, torch.ones(10, dtype=torch.float64)),
+        torch.linalg.solve(dense, torch.ones(10, dtype=torch.float64)),
+    )
     torch.testing.assert_close(values.grad, expected[dense != 0])
 
 
@@ -121,7 +126,11 @@ def test_logdet_and_its_gradient_equal_the_dense_ones(kind, method, layout, inde
     logabs.backward()
     inverse_t = torch.linalg.inv(dense).T
     A = sparse(dense, layout, index_dtype)
-    at_pattern = inverse_t[tuple(A.coalesce().indices())] if layout == torch.sparse_coo else inverse_t[dense != 0]
+    at_pattern = (
+        inverse_t[tuple(A.coalesce().indices())]
+        if layout == torch.sparse_coo
+        else inverse_t[dense != 0]
+    )
     assert (values.grad - at_pattern).abs().max() < 1e-10
 
 
@@ -129,7 +138,9 @@ def test_logdet_signs():
     A = torch.tensor([[0.0, 2.0], [3.0, 0.0]], dtype=torch.float64)
     assert factorize(A.to_sparse_csr(), "lu").slogdet()[0].item() == -1.0
     S = indefinite()
-    assert torch.linalg.slogdet(S)[0].item() == factorize(S.to_sparse_csr(), "ldl").slogdet()[0].item()
+    assert (
+        torch.linalg.slogdet(S)[0].item() == factorize(S.to_sparse_csr(), "ldl").slogdet()[0].item()
+    )
 
 
 @pytest.mark.parametrize(("kind", "method"), KINDS)
@@ -137,7 +148,9 @@ def test_logdet_signs():
 @pytest.mark.parametrize("index_dtype", INDEX_DTYPES)
 def test_logdet_gradcheck_and_gradgradcheck(kind, method, layout, index_dtype):
     n = 6
-    A = sparse(matrix_for(kind)[:n, :n] + 3 * torch.eye(n, dtype=torch.float64), layout, index_dtype)
+    A = sparse(
+        matrix_for(kind)[:n, :n] + 3 * torch.eye(n, dtype=torch.float64), layout, index_dtype
+    )
     values, rebuild = with_values(A)
 
     def f(v):
@@ -216,8 +229,9 @@ def test_functional_solve_caches_by_pattern_not_values():
     before = Factorization.analyses_made
     b = torch.ones(10, dtype=torch.float64)
     for scale in (1.0, 2.0, 3.0, 4.0):
-        A_step = torch.sparse_csr_tensor(A.crow_indices().clone(), A.col_indices().clone(),
-                                         A.values() * scale, A.shape)
+        A_step = torch.sparse_csr_tensor(
+            A.crow_indices().clone(), A.col_indices().clone(), A.values() * scale, A.shape
+        )
         torch.testing.assert_close(solve(A_step, b), torch.linalg.solve(scale * dense, b))
     assert Factorization.analyses_made == before + 1
     other = (dense + torch.diag(torch.ones(7, dtype=torch.float64), 3)).to_sparse_csr()
@@ -261,7 +275,9 @@ def test_exactly_singular(kind, method):
     dense[2, :] = 0.0
     dense[:, 2] = 0.0
     dense[2, 2] = 0.0
-    A = sparse(dense + 0 * torch.eye(dense.shape[0], dtype=torch.float64), torch.sparse_csr, torch.int64)
+    A = sparse(
+        dense + 0 * torch.eye(dense.shape[0], dtype=torch.float64), torch.sparse_csr, torch.int64
+    )
     error = "must be positive definite" if kind == "cholesky" else "must be nonsingular"
     with pytest.raises(ValueError, match=error):
         factorize(A, kind, method=method)
@@ -295,7 +311,7 @@ def test_pattern_change_at_refactor_and_the_factorization_stays_usable():
         F.refactor(values=bad.values() * float("nan"))
     with pytest.raises(ValueError, match=r"values must be a tensor of shape \(33,\)"):
         F.refactor(values=torch.ones(5, dtype=torch.float64))
-    with pytest.raises(ValueError, match="values must have dtype torch.float64"):
+    with pytest.raises(ValueError, match=r"values must have dtype torch\.float64"):
         F.refactor(values=bad.values().float())
     with pytest.raises(TypeError, match="give exactly one of A and values"):
         F.refactor()
@@ -315,8 +331,11 @@ def test_bad_right_hand_sides():
 
 def test_device_the_backend_cannot_take():
     A = torch.sparse_csr_tensor(
-        torch.tensor([0, 1, 2]), torch.tensor([0, 1]), torch.ones(2, dtype=torch.float64),
-        (2, 2), device="meta",
+        torch.tensor([0, 1, 2]),
+        torch.tensor([0, 1]),
+        torch.ones(2, dtype=torch.float64),
+        (2, 2),
+        device="meta",
     )
     with pytest.raises(ValueError, match="factorize: A must be on the CPU"):
         factorize(A)

@@ -97,7 +97,7 @@ class MatrixNormal(SparseMultivariateNormal):
         return {"loc": constraints.real_vector}
 
     @property
-    def precision_matrix(self) -> torch.Tensor:  # type: ignore[override]
+    def precision_matrix(self) -> torch.Tensor:
         """The sparse precision as given (raises for a covariance-given distribution)."""
         if self._is_covariance:
             raise NotImplementedError(
@@ -107,7 +107,7 @@ class MatrixNormal(SparseMultivariateNormal):
         return self._matrix
 
     @property
-    def covariance_matrix(self) -> torch.Tensor:  # type: ignore[override]
+    def covariance_matrix(self) -> torch.Tensor:
         """The sparse covariance as given (raises for a precision-given distribution)."""
         if not self._is_covariance:
             raise NotImplementedError(
@@ -127,7 +127,7 @@ class MatrixNormal(SparseMultivariateNormal):
         new = MatrixNormal.__new__(MatrixNormal)
         new.loc = self.loc.expand(torch.Size(batch_shape) + self._event_shape)
         new._matrix, new._is_covariance = self._matrix, self._is_covariance
-        new._diagonal, new._tril = None, None
+        new._diagonal, new._tril = None, None  # type: ignore[assignment]
         new._factorization = self._factorization
         Distribution.__init__(new, torch.Size(batch_shape), self._event_shape, validate_args=False)
         return new
@@ -178,4 +178,5 @@ class MatrixNormal(SparseMultivariateNormal):
 
     def __repr__(self) -> str:
         name = "covariance" if self._is_covariance else "precision"
-        return f"SparseMultivariateNormal(loc: {tuple(self.loc.shape)}, {name}: {tuple(self._matrix.shape)})"
+        shape = tuple(self._matrix.shape)
+        return f"SparseMultivariateNormal(loc: {tuple(self.loc.shape)}, {name}: {shape})"

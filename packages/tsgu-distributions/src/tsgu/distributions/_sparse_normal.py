@@ -405,4 +405,3 @@ class SparseMultivariateNormal(Distribution):
         from ._from_matrix import MatrixNormal
 
         return MatrixNormal(loc, covariance, is_covariance=True)
-

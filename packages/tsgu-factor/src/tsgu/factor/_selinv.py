@@ -76,7 +76,9 @@ class SupernodalPattern:
         count = colptr[1:] - colptr[:-1]
         if n == 0:
             return SupernodalPattern(0, 0, (), ())
-        first_below = torch.where(count > 1, rowidx[torch.clamp(colptr[:-1] + 1, max=rowidx.numel() - 1)], -1)
+        first_below = torch.where(
+            count > 1, rowidx[torch.clamp(colptr[:-1] + 1, max=rowidx.numel() - 1)], -1
+        )
         # column j continues the supernode of j - 1 when j is j-1's parent and its structure is
         # j-1's minus j itself (then both columns share one dense block)
         joins = (first_below[:-1] == torch.arange(1, n)) & (count[:-1] == count[1:] + 1)

@@ -13,19 +13,25 @@ solve ``A x = b`` as the transposed system of Aᵀ, so no reordering is ever nee
 
 from __future__ import annotations
 
+import importlib
 import math
 from typing import Any
 
 import numpy as np
 
+# kvxopt's stubs take no numpy arrays (its matrix() does, through the buffer protocol)
 try:
-    from kvxopt import cholmod, klu, matrix, spmatrix, umfpack
+    _kvxopt: Any = importlib.import_module("kvxopt")
+    cholmod: Any = importlib.import_module("kvxopt.cholmod")
+    klu: Any = importlib.import_module("kvxopt.klu")
+    umfpack: Any = importlib.import_module("kvxopt.umfpack")
 except ImportError as error:  # pragma: no cover - kvxopt is a declared dependency
     raise ImportError(
         "tsgu.factor needs kvxopt (SuiteSparse for the CPU): pip install kvxopt"
     ) from error
+matrix, spmatrix = _kvxopt.matrix, _kvxopt.spmatrix
 
-__all__ = ["Cholmod", "LU", "NotPositiveDefinite", "Singular"]
+__all__ = ["LU", "Cholmod", "NotPositiveDefinite", "Singular"]
 
 
 class NotPositiveDefinite(ArithmeticError):
@@ -43,9 +49,7 @@ class Singular(ArithmeticError):
 def _pattern_matrix(crow: np.ndarray, col: np.ndarray, n: int) -> Any:
     rows = np.repeat(np.arange(n, dtype=np.int64), np.diff(crow))
     # kvxopt's CCS: column j holds the entries of CSR row j, at rows col
-    return spmatrix(
-        matrix(np.zeros(col.size)), matrix(col.astype(np.int64)), matrix(rows), (n, n)
-    )
+    return spmatrix(matrix(np.zeros(col.size)), matrix(col.astype(np.int64)), matrix(rows), (n, n))
 
 
 def _dense(B: np.ndarray) -> Any:
@@ -221,9 +225,9 @@ class LU:
     def logdet(self) -> tuple[float, float]:
         """(sign, log|det A|) from UMFPACK's factors P R⁻¹ Aᵀ Q = L U."""
         if self.method == "umfpack":
-            L, U, P, Q, R = umfpack.get_numeric(self._matrix, self._numeric)
+            _, U, P, Q, R = umfpack.get_numeric(self._matrix, self._numeric)
         else:
-            L, U, P, Q, R, _, _ = klu.get_numeric(self._matrix, self._symbolic, self._numeric)
+            _, U, P, Q, R, _, _ = klu.get_numeric(self._matrix, self._symbolic, self._numeric)
         u = _diagonal_of(U, self.n)
         r = _diagonal_of(R, self.n)
         sign = float(np.prod(np.sign(u))) * float(np.prod(np.sign(r)))

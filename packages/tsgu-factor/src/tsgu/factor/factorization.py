@@ -7,6 +7,7 @@ from typing import Any
 
 import numpy as np
 import torch
+
 from tsgu.core.extend import LinearSolver, Pattern, from_values, linear_solve, values_of
 
 from . import _suitesparse as ss
@@ -118,7 +119,7 @@ class _FactorSolver(LinearSolver):
 class _LogAbsDet(torch.autograd.Function):
     @staticmethod
     def forward(values: torch.Tensor, factorization: Factorization) -> torch.Tensor:
-        sign, logabs = factorization._slogdet_numbers()
+        _, logabs = factorization._slogdet_numbers()
         return values.new_tensor(logabs)
 
     @staticmethod
@@ -180,7 +181,11 @@ class Factorization:
         """How many symbolic analyses this factorization has made: one, whatever the number
         of refactors. For ``kind="cholesky"`` each logdet gradient adds one, made with the
         kept ordering (kvxopt hands L over only by converting CHOLMOD's factor)."""
-        return self._structure.backend.analyses if isinstance(self._structure.backend, ss.Cholmod) else 1
+        return (
+            self._structure.backend.analyses
+            if isinstance(self._structure.backend, ss.Cholmod)
+            else 1
+        )
 
     def _set(self, A: torch.Tensor, fn: str) -> None:
         s = self._structure
@@ -209,7 +214,9 @@ class Factorization:
         self._generation += 1
         self._slogdet = None
 
-    def refactor(self, A: torch.Tensor | None = None, *, values: torch.Tensor | None = None) -> Factorization:
+    def refactor(
+        self, A: torch.Tensor | None = None, *, values: torch.Tensor | None = None
+    ) -> Factorization:
         """Factorize new values on the same pattern, reusing the ordering and the symbolic
         analysis. Give the new matrix ``A`` (same layout and indices) or its ``values``
         (in A's stored order). On failure the factorization keeps its previous values and
@@ -236,7 +243,11 @@ class Factorization:
             )
         if values is not None:
             if not isinstance(values, torch.Tensor) or values.shape != (s.pattern.nnz,):
-                got = tuple(values.shape) if isinstance(values, torch.Tensor) else type(values).__name__
+                got = (
+                    tuple(values.shape)
+                    if isinstance(values, torch.Tensor)
+                    else type(values).__name__
+                )
                 raise ValueError(
                     f"{fn}: values must be a tensor of shape ({s.pattern.nnz},) (A's stored "
                     f"values), got {got}; pass the new matrix as A instead"
@@ -268,10 +279,8 @@ class Factorization:
         backend = self._structure.backend
         backend.ensure_numeric(self._numpy_values)
         block = B.detach().to(torch.float64).cpu().numpy()
-        if isinstance(backend, ss.LU):
-            X = backend.solve(block, transpose)
-        else:
-            X = backend.solve(block)  # symmetric: Aᵀ = A
+        # the symmetric kinds: Aᵀ = A
+        X = backend.solve(block, transpose) if isinstance(backend, ss.LU) else backend.solve(block)
         return torch.from_numpy(X).to(B.dtype)
 
     def _matrix(self) -> torch.Tensor:
