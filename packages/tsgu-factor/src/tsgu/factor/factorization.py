@@ -10,6 +10,7 @@ import torch
 
 from tsgu.core.extend import LinearSolver, Pattern, from_values, linear_solve, values_of
 
+from . import _cudss
 from . import _suitesparse as ss
 from ._selinv import SupernodalPattern, selected_inverse
 from ._validate import check_finite, check_kind, check_matrix, check_rhs
@@ -35,7 +36,8 @@ class _Structure:
         self.crow = crow.to(torch.int64)
         self.col = col.to(torch.int64)
         n = self.n
-        self.rows = torch.repeat_interleave(torch.arange(n), self.crow.diff())
+        device = self.crow.device
+        self.rows = torch.repeat_interleave(torch.arange(n, device=device), self.crow.diff())
         self.symmetric = kind != "lu"
         if self.symmetric:
             key = self.rows * n + self.col
@@ -50,10 +52,15 @@ class _Structure:
                 )
             self.mirror = found
         # the canonical pattern as a tensor, so the symmetric part can be rebuilt from values
-        template = torch.sparse_csr_tensor(self.crow, self.col, torch.zeros(nnz), (n, n))
+        template = torch.sparse_csr_tensor(
+            self.crow, self.col, torch.zeros(nnz, device=device), (n, n)
+        )
         self.canonical_pattern = Pattern.of(template)
+        self.backend: ss.Cholmod | ss.LU | _cudss.CuDSS
+        if device.type == "cuda":
+            self.backend = _cudss.CuDSS(self.crow, self.col, n, kind)
+            return
         crow_np, col_np = self.crow.numpy(), self.col.numpy()
-        self.backend: ss.Cholmod | ss.LU
         if kind == "lu":
             self.backend = ss.LU(crow_np, col_np, n, method)
         else:
@@ -191,6 +198,10 @@ class Factorization:
         s = self._structure
         values = s.canonical(values_of(A, s.pattern))
         check_finite(fn, values.detach())
+        if isinstance(s.backend, _cudss.CuDSS):
+            s.backend.factorize(values)
+            self._A, self._values, self._generation = A, values, self._generation + 1
+            return
         numpy_values = values.detach().to(torch.float64).numpy().copy()
         try:
             s.backend.factorize(numpy_values)
@@ -277,6 +288,8 @@ class Factorization:
     # ------------------------------------------------------------------------- solves
     def _solve_numpy(self, B: torch.Tensor, transpose: bool) -> torch.Tensor:
         backend = self._structure.backend
+        if isinstance(backend, _cudss.CuDSS):
+            return backend.solve(B, transpose)
         backend.ensure_numeric(self._numpy_values)
         block = B.detach().to(torch.float64).cpu().numpy()
         # the symmetric kinds: Aᵀ = A
@@ -330,6 +343,11 @@ class Factorization:
 
     def _require_cholesky(self, fn: str) -> ss.Cholmod:
         backend = self._structure.backend
+        if isinstance(backend, _cudss.CuDSS):
+            raise ValueError(
+                f"{fn}: A must be on the CPU for solves with the factor, got device "
+                f"{self.device}; factorize A.cpu() (cuDSS hands out no factors here)"
+            )
         if self.kind != "cholesky" or not isinstance(backend, ss.Cholmod):
             raise ValueError(
                 f"{fn}: needs kind='cholesky' (a factor L with Q = Pᵀ L Lᵀ P), got kind="
@@ -377,6 +395,11 @@ class Factorization:
     def _slogdet_numbers(self) -> tuple[float, float]:
         if self._slogdet is None:
             backend = self._structure.backend
+            if isinstance(backend, _cudss.CuDSS):
+                raise ValueError(
+                    "Factorization.logdet: A must be on the CPU for logdet, got device "
+                    f"{self.device}; factorize A.cpu() (cuDSS hands out no factors here)"
+                )
             backend.ensure_numeric(self._numpy_values)
             self._slogdet = backend.logdet()
         return self._slogdet
@@ -436,6 +459,7 @@ class Factorization:
         """(A⁻ᵀ) at A's canonical pattern, float64."""
         s = self._structure
         backend = s.backend
+        assert not isinstance(backend, _cudss.CuDSS)  # logdet refuses CUDA first
         backend.ensure_numeric(self._numpy_values)
         if isinstance(backend, ss.Cholmod):
             colptr, rowidx, lvalues, perm = backend.factor(self._numpy_values)
@@ -563,9 +587,14 @@ def factorize(A: torch.Tensor, kind: str = "lu", *, method: str | None = None) -
             f"{fn}: method must be one of {', '.join(map(repr, allowed))} for kind={kind!r}, "
             f"got {method!r}; leave it out for the default"
         )
-    if A.device.type != "cpu":
+    if A.device.type == "cuda" and not _cudss.available():
         raise ValueError(
-            f"{fn}: A must be on the CPU for the SuiteSparse backend, got device {A.device}; "
-            "move it with A.cpu() (the cuDSS backend is not available in this version)"
+            f"{fn}: A must be on the CPU without nvmath-python, got device {A.device}; "
+            "install tsgu-factor[cuda12] (or [cuda13]) for cuDSS, or move A with A.cpu()"
+        )
+    if A.device.type not in ("cpu", "cuda"):
+        raise ValueError(
+            f"{fn}: A must be on the CPU (SuiteSparse) or a CUDA device (cuDSS), got device "
+            f"{A.device}; move it with A.cpu()"
         )
     return Factorization(A, kind, method, fn)
