@@ -59,13 +59,15 @@ def circuit_like(n: int, seed: int = 0) -> Any:
     touched = rng.integers(0, n, n // 50)
     hub_of = hubs[rng.integers(0, 16, touched.size)]
     r = np.concatenate([node, node, node, touched, hub_of])
-    c = np.concatenate([
-        (node + rng.integers(1, 8, n)) % n,
-        (node - rng.integers(1, 8, n)) % n,
-        (node + rng.integers(-100, 101, n)) % n,
-        hub_of,
-        touched,
-    ])
+    c = np.concatenate(
+        [
+            (node + rng.integers(1, 8, n)) % n,
+            (node - rng.integers(1, 8, n)) % n,
+            (node + rng.integers(-100, 101, n)) % n,
+            hub_of,
+            touched,
+        ]
+    )
     keep = r != c
     off = sp.csr_matrix((rng.standard_normal(int(keep.sum())), (r[keep], c[keep])), (n, n))
     dominance = np.asarray(abs(off).sum(axis=1)).ravel() + 1.0
