@@ -123,8 +123,11 @@ def pytest_runtest_logreport(report: pytest.TestReport) -> None:
 
 
 def pytest_collectreport(report: pytest.CollectReport) -> None:
+    # a module that cannot be imported is an error; one that skips itself, one skip
     if report.outcome == "failed":
         _counts["error"] += 1
+    elif report.outcome == "skipped":
+        _counts["skipped"] += 1
 
 
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:

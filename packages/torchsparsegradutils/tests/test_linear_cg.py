@@ -154,3 +154,21 @@ def test_not_converging_within_max_iter_warns_with_the_numbers():
     with pytest.warns(UserWarning, match=r"did not converge: CG terminated in 3 iterations"):
         _, info = linear_cg(A, b, max_iter=3, return_info=True)
     assert info.reason == "max_iter" and not bool(info.converged.all())
+
+
+def test_second_derivatives_through_generic_solve_with_linear_cg():
+    # 0.2.7's sparse_generic_solve differentiates its own backward; so does the drop-in's
+    A = tsgu.core.poisson_2d(3).requires_grad_(True)
+    b = _rhs(9, seed=3).requires_grad_(True)
+    x = sparse_generic_solve(A, b, solve=linear_cg, transpose_solve=linear_cg, tolerance=1e-12)
+    (g,) = torch.autograd.grad(x.square().sum(), b, create_graph=True)
+    gg_b, gg_A = torch.autograd.grad(g.sum(), (b, A))
+    dense = A.detach().to_dense().requires_grad_(True)
+    b_ref = b.detach().clone().requires_grad_(True)
+    (g_ref,) = torch.autograd.grad(
+        torch.linalg.solve(dense, b_ref).square().sum(), b_ref, create_graph=True
+    )
+    gg_b_ref, gg_A_ref = torch.autograd.grad(g_ref.sum(), (b_ref, dense))
+    torch.testing.assert_close(gg_b, gg_b_ref, rtol=1e-6, atol=1e-8)
+    mask = A.detach().to_dense() != 0
+    torch.testing.assert_close(gg_A.to_dense(), gg_A_ref * mask, rtol=1e-6, atol=1e-8)

@@ -24,6 +24,8 @@ from typing import Any, Literal, NamedTuple
 
 import torch
 
+from tsgu.core import ConvergenceWarning
+
 from .._errors import check_operator
 from ._lanczos import Tridiagonal
 
@@ -207,10 +209,10 @@ def linear_cg(
 
     Warns
     -----
-    UserWarning
-        The true relative residual of some column is above ``tolerance``; or the result
-        is zero for a nonzero right-hand side (a tolerance of 1 or more is met by the zero
-        initial guess, so no iteration runs).
+    tsgu.core.ConvergenceWarning
+        A ``UserWarning``, 0.2's class: the true relative residual of some column is above
+        ``tolerance``; or the result is zero for a nonzero right-hand side (a tolerance of 1
+        or more is met by the zero initial guess, so no iteration runs).
 
     Raises
     ------
@@ -395,7 +397,7 @@ def linear_cg(
             f"maximum true relative residual {float(true_relative.max()):.3e}, larger than "
             f"the tolerance of {tolerance} ({int((~converged).sum())} of "
             f"{converged.numel()} right-hand sides did not converge; reason: {reason})",
-            UserWarning,
+            ConvergenceWarning,
             stacklevel=2,
         )
     zero_result = ~zero_rhs.squeeze(-2) & (X == 0).all(-2)
@@ -406,7 +408,7 @@ def linear_cg(
             "zero initial guess. Pass a smaller tolerance (0.2.2's rule, tolerance=1 after at "
             "least 11 iterations, is convergence_reduction='mean', min_iter=11, "
             "stop_updating_after=1e-10)",
-            UserWarning,
+            ConvergenceWarning,
             stacklevel=2,
         )
     x = X.squeeze(-1) if vector else X
