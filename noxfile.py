@@ -18,6 +18,7 @@ wheel locally; pip finds it through PIP_FIND_LINKS, and uv gets the same folders
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import shutil
@@ -25,6 +26,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import zipfile
 from pathlib import Path
 
 try:
@@ -196,15 +198,11 @@ def _wheel_0_2(session: nox.Session, release: str) -> Path:
 
 
 def _sha256(path: Path) -> str:
-    import hashlib
-
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
 def _extract_suite(wheel: Path, into: Path) -> None:
     """Only the wheel's ``torchsparsegradutils/tests/``: its package never reaches the path."""
-    import zipfile
-
     prefix = "torchsparsegradutils/tests/"
     with zipfile.ZipFile(wheel) as archive:
         for name in archive.namelist():
