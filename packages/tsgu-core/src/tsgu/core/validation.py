@@ -22,6 +22,8 @@ from collections.abc import Sequence
 
 import torch
 
+from ._structure import check_structure, forget
+
 __all__ = [
     "COO",
     "CSC",
@@ -36,8 +38,10 @@ __all__ = [
     "check_same_device",
     "check_same_dtype",
     "check_sparse",
+    "check_sparse_structure",
     "check_square",
     "check_tensor",
+    "forget_structure",
     "layout_name",
 ]
 
@@ -82,7 +86,8 @@ def check_sparse(
     layouts: Sequence[torch.layout] = (COO, CSR),
     dims: Sequence[int] = (2, 3),
 ) -> torch.Tensor:
-    """``value`` must be a sparse tensor of one of ``layouts`` with ``dims`` sparse dimensions.
+    """``value`` must be a sparse tensor of one of ``layouts`` with ``dims`` sparse dimensions,
+    with a valid index structure (:func:`check_sparse_structure`).
 
     Hybrid tensors (with dense dimensions) are rejected: every tsgu operation works on
     matrices whose stored values are scalars.
@@ -108,7 +113,41 @@ def check_sparse(
             f"{fn}: {name} must have {' or '.join(map(str, dims))} dimensions, "
             f"got shape {tuple(t.shape)}"
         )
+    check_structure(fn, name, t)
     return t
+
+
+def check_sparse_structure(fn: str, name: str, A: torch.Tensor) -> None:
+    """The index structure of sparse ``A`` must be valid, or a ValueError names what is wrong.
+
+    COO: every index within its dimension, and sorted and unique when A is flagged coalesced.
+    CSR (CSC): row (column) pointers that start at 0, never decrease and end at each
+    matrix's nnz; column (row) indices within range. O(nnz) vectorised work and one host
+    read, done once per tensor: the verdict is cached on the tensor object (see
+    :func:`forget_structure`), so a training loop or a solver's iterations pay it once.
+
+    Examples
+    --------
+    >>> import torch
+    >>> from tsgu.core.validation import check_sparse_structure
+    >>> crow, col = torch.tensor([0, 1, 2]), torch.tensor([0, 7])
+    >>> A = torch.sparse_csr_tensor(crow, col, torch.ones(2), (2, 3), check_invariants=False)
+    >>> check_sparse_structure("my_op", "A", A)
+    Traceback (most recent call last):
+        ...
+    ValueError: my_op: A: col_indices[1] = 7 is out of range for 3 columns (...)
+    """
+    check_structure(fn, name, A)
+
+
+def forget_structure(A: torch.Tensor) -> None:
+    """Drop the cached structure verdict of ``A`` (its next use checks its indices again).
+
+    Needed only after editing in place an index tensor that was handed to torch's own
+    constructor: it shares A's memory but not A's version counter, so the edit goes unseen.
+    Edits through ``A``'s own index tensors (``A.col_indices()[...] = ...``) are seen.
+    """
+    forget(A)
 
 
 def check_dense(fn: str, name: str, value: object, dims: Sequence[int]) -> torch.Tensor:

@@ -13,6 +13,7 @@ from ._common import (
     finish,
     per_column,
     start,
+    verdict,
 )
 
 __all__ = ["cg"]
@@ -23,7 +24,7 @@ def cg(
     b: torch.Tensor,
     x0: torch.Tensor | None = None,
     *,
-    rtol: float = 1e-5,
+    rtol: float | None = None,
     atol: float = 0.0,
     maxiter: int | None = None,
     M: Operator | None = None,
@@ -148,4 +149,6 @@ def cg(
             iterations += 1
             if callback is not None:
                 callback(rhs.user(X))
-        return finish(fn, rhs, X, rnorm <= threshold, iterations, rnorm, reason, return_info)
+        # The verdict: the true residual of the returned x, never the recurrence alone.
+        converged, residual, reason = verdict(op, rhs, X, threshold, rnorm <= threshold, reason)
+        return finish(fn, rhs, X, converged, iterations, residual, reason, return_info)
