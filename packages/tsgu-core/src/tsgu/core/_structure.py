@@ -23,8 +23,9 @@ and a crafted file could carry a forged verdict.
 from __future__ import annotations
 
 import weakref
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 
@@ -78,8 +79,13 @@ def _holds(A: torch.Tensor) -> bool:
     return all(t._version == v for t, v in zip(verdict.watched, verdict.versions, strict=True))
 
 
-def _forget_id(key: int) -> None:
-    _VERDICTS.pop(key, None)
+def _dropper(table: dict[int, Any], key: int) -> Callable[[object], None]:
+    """A weakref callback that drops ``table[key]`` when its tensor dies."""
+
+    def drop(_: object) -> None:
+        table.pop(key, None)
+
+    return drop
 
 
 def mark_checked(A: torch.Tensor, inputs: Sequence[torch.Tensor] = ()) -> None:
@@ -95,7 +101,7 @@ def mark_checked(A: torch.Tensor, inputs: Sequence[torch.Tensor] = ()) -> None:
     verdict = _Verdict(
         tuple(A.shape), A.layout == COO and A.is_coalesced(), held, watched, versions
     )
-    _VERDICTS[key] = (weakref.ref(A, lambda _, key=key: _forget_id(key)), verdict)
+    _VERDICTS[key] = (weakref.ref(A, _dropper(_VERDICTS, key)), verdict)
 
 
 def forget(A: torch.Tensor) -> None:
@@ -165,7 +171,9 @@ def check_compressed_indices(
     n_plain = shape[-1] if layout == CSR else shape[-2]
     for label, t in zip(names, (compressed, plain), strict=True):
         if t.dtype not in (torch.int32, torch.int64):
-            raise ValueError(f"{_prefix(fn, name)}{label} must have dtype int32 or int64, got {t.dtype}")
+            raise ValueError(
+                f"{_prefix(fn, name)}{label} must have dtype int32 or int64, got {t.dtype}"
+            )
     if compressed.shape[-1] != n_compressed + 1:
         raise ValueError(
             f"{_prefix(fn, name)}{names[0]} must have {n_compressed + 1} entries per matrix "
@@ -188,9 +196,8 @@ def check_compressed_indices(
     if not bool((first == 0).all()):
         k = _first(first != 0)
         where = f"[{k}, 0]" if batch else "[0]"
-        raise ValueError(
-            f"{_prefix(fn, name)}{names[0]}{where} must be 0, got {int(first.reshape(-1)[k])} ({_FIX})"
-        )
+        got = int(first.reshape(-1)[k])
+        raise ValueError(f"{_prefix(fn, name)}{names[0]}{where} must be 0, got {got} ({_FIX})")
     if not bool(steps.all()):
         flat = _first(~steps)
         pos = _at(steps.shape, flat)
@@ -220,7 +227,9 @@ def check_coo_indices(
     """COO indices ``(len(shape), nnz)``: each row within its dimension; when flagged
     coalesced, sorted and unique (torch's kernels trust the flag). ValueError otherwise."""
     if indices.dtype not in (torch.int32, torch.int64):
-        raise ValueError(f"{_prefix(fn, name)}indices must have dtype int32 or int64, got {indices.dtype}")
+        raise ValueError(
+            f"{_prefix(fn, name)}indices must have dtype int32 or int64, got {indices.dtype}"
+        )
     if indices.dim() != 2 or indices.shape[0] != len(shape):
         raise ValueError(
             f"{_prefix(fn, name)}indices must have shape ({len(shape)}, nnz), "
@@ -250,9 +259,9 @@ def check_coo_indices(
     assert increasing is not None
     k = _first(~increasing)
     raise ValueError(
-        f"{fn}: {name or 'the tensor'} is flagged coalesced but its indices are not sorted and unique "
-        f"(entries {k} and {k + 1}); build it with is_coalesced=None, or call .coalesce() "
-        "on a tensor built without the flag"
+        f"{fn}: {name or 'the tensor'} is flagged coalesced but its indices are not sorted "
+        f"and unique (entries {k} and {k + 1}), a malformed sparse tensor; build it with "
+        "is_coalesced=None, or call .coalesce() on a tensor built without the flag"
     )
 
 
@@ -323,7 +332,7 @@ def check_index_inputs(
         if (
             then_signature == signature
             and len(then_others) == len(others)  # type: ignore[arg-type]
-            and all(a is b for a, b in zip(others, then_others))  # type: ignore[call-overload]
+            and all(a is b for a, b in zip(others, then_others, strict=True))  # type: ignore[call-overload]
             and then_versions == versions
         ):
             return
@@ -334,6 +343,6 @@ def check_index_inputs(
     if versions is not None:
         key = id(last)
         _INPUT_VERDICTS[key] = (
-            weakref.ref(last, lambda _, key=key: _INPUT_VERDICTS.pop(key, None)),
+            weakref.ref(last, _dropper(_INPUT_VERDICTS, key)),
             (signature, others, versions),
         )

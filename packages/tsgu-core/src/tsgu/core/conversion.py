@@ -74,7 +74,8 @@ def _check_coo_rows(fn: str, coo_indices: torch.Tensor, num_rows: int) -> None:
     lo, hi = torch.aminmax(coo_indices, dim=1)
     if bool((lo >= 0).all()) and int(hi[-2]) < num_rows:
         return
-    for d, what in zip(range(coo_indices.shape[0]), ("batch", "row", "column")[-coo_indices.shape[0] :]):
+    names = ("batch", "row", "column")[-coo_indices.shape[0] :]
+    for d, what in enumerate(names):
         size = num_rows if what == "row" else None
         row = coo_indices[d]
         bad = (row < 0) if size is None else (row < 0) | (row >= size)

@@ -13,6 +13,7 @@ from ._pattern import Pattern, sampled_product, values_of
 from .validation import (
     COO,
     CSR,
+    check_bools,
     check_dense,
     check_operand,
     check_sparse,
@@ -262,6 +263,7 @@ def sparse_triangular_solve(
     tensor([-0.3750, -0.2500, -0.5000])
     """
     fn = "sparse_triangular_solve"
+    check_bools(fn, upper=upper, unitriangular=unitriangular, transpose=transpose)
     A = check_sparse(fn, "A", A, layouts=(COO, CSR), dims=(2, 3))
     B = check_dense(fn, "B", B, dims=(1, 2, 3))
     check_square(fn, "A", A)

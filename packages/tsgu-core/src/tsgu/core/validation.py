@@ -18,6 +18,8 @@ TypeError: my_op: A must be a sparse COO or CSR tensor, got layout dense (stride
 
 from __future__ import annotations
 
+import math
+import numbers
 from collections.abc import Sequence
 
 import torch
@@ -30,8 +32,11 @@ __all__ = [
     "CSR",
     "FLOAT_DTYPES",
     "INDEX_DTYPES",
+    "check_bools",
     "check_choice",
+    "check_count",
     "check_dense",
+    "check_device",
     "check_float_dtype",
     "check_index_dtype",
     "check_operand",
@@ -41,6 +46,7 @@ __all__ = [
     "check_sparse_structure",
     "check_square",
     "check_tensor",
+    "check_tolerance",
     "forget_structure",
     "layout_name",
 ]
@@ -207,6 +213,50 @@ def check_choice(fn: str, name: str, value: object, choices: Sequence[object]) -
     if value not in choices:
         options = ", ".join(repr(c) for c in choices)
         raise ValueError(f"{fn}: {name} must be one of {options}, got {value!r}")
+
+
+def check_bools(fn: str, **flags: object) -> None:
+    """Each keyword's value must be a bool (``upper="yes"`` is a TypeError, not a truthy str)."""
+    for name, value in flags.items():
+        if not isinstance(value, bool):
+            raise TypeError(f"{fn}: {name} must be True or False, got {value!r}")
+
+
+def check_count(fn: str, name: str, value: object, minimum: int = 0) -> int:
+    """An int (not a bool, not a float such as 3.5) of at least ``minimum``."""
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise TypeError(f"{fn}: {name} must be an int, got {type(value).__name__} {value!r}")
+    if value < minimum:
+        raise ValueError(f"{fn}: {name} must be at least {minimum}, got {value}")
+    return value
+
+
+def check_device(fn: str, name: str, value: object) -> torch.device:
+    """Anything :class:`torch.device` takes (a str, an int or a device) naming a device."""
+    if isinstance(value, bool) or not isinstance(value, str | int | torch.device):
+        raise TypeError(
+            f"{fn}: {name} must be a str, int or torch.device, got {type(value).__name__}"
+        )
+    try:
+        return torch.device(value)
+    except (RuntimeError, ValueError) as err:
+        raise ValueError(
+            f"{fn}: {name} must name a torch device (e.g. 'cpu' or 'cuda:0'), got {value!r}"
+        ) from err
+
+
+def check_tolerance(fn: str, name: str, value: object) -> float:
+    """A tolerance (``rtol``, ``tol``, ``atol``...): a real, non-negative number.
+
+    NaN, a negative number, a string or a bool is an error: the one policy of every tsgu
+    solver.
+    """
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise TypeError(f"{fn}: {name} must be a real number, got {type(value).__name__} {value!r}")
+    tol = float(value)
+    if math.isnan(tol) or tol < 0:
+        raise ValueError(f"{fn}: {name} must be a non-negative number, got {value!r}")
+    return tol
 
 
 def check_operand(fn: str, A: torch.Tensor, B: torch.Tensor, rows: int) -> None:

@@ -15,7 +15,9 @@ from tsgu.core.validation import (
     check_float_dtype,
     check_same_device,
     check_sparse,
+    check_sparse_structure,
     check_square,
+    check_tolerance,
 )
 
 from ._solvers import NAMES, Direct, Named, Step, UserCallable
@@ -39,6 +41,12 @@ def check_solve_inputs(fn: str, A: object, B: object) -> tuple[torch.Tensor, tor
             f"got shape {tuple(B.shape)}"
         )
     check_same_device(fn, ("A", "B"), A, B)
+    for name, t in (("A", A.values() if A.layout == CSR else A._values()), ("B", B)):
+        if not bool(torch.isfinite(t).all()):
+            raise ValueError(
+                f"{fn}: {name} must be finite, got a NaN or Inf; a NaN or Inf leaves no "
+                "solution to find"
+            )
     if B.dtype != A.dtype:
         warnings.warn(
             f"{fn}: B has dtype {B.dtype} but A has {A.dtype}; solving with B.to({A.dtype})",
@@ -50,12 +58,30 @@ def check_solve_inputs(fn: str, A: object, B: object) -> tuple[torch.Tensor, tor
 
 
 def check_tolerances(fn: str, kwargs: dict[str, Any]) -> None:
-    """``tol`` and ``rtol`` name one setting: at most one may be given."""
+    """The solver keywords: ``tol`` and ``rtol`` name one setting (at most one may be given);
+    tolerances are non-negative real numbers; ``maxiter`` a positive int (SciPy's solvers
+    fail on 0); a sparse ``M`` has a valid index structure; ``x0`` is a finite dense vector."""
     if "tol" in kwargs and "rtol" in kwargs:
         raise ValueError(
             f"{fn}: tol and rtol both set the relative tolerance, got tol={kwargs['tol']!r} "
             f"and rtol={kwargs['rtol']!r}; pass only one"
         )
+    for name in ("tol", "rtol", "atol"):
+        if kwargs.get(name) is not None:
+            check_tolerance(fn, name, kwargs[name])
+    maxiter = kwargs.get("maxiter")
+    if maxiter is not None and (
+        isinstance(maxiter, bool) or not isinstance(maxiter, int) or maxiter < 1
+    ):
+        raise ValueError(f"{fn}: maxiter must be a positive int or None, got {maxiter!r}")
+    M = kwargs.get("M")
+    if isinstance(M, torch.Tensor) and M.layout in (COO, CSR):
+        check_sparse_structure(fn, "M", M)
+    x0 = kwargs.get("x0")
+    if isinstance(x0, torch.Tensor):
+        x0 = check_dense(fn, "x0", x0, dims=(1,))
+        if not bool(torch.isfinite(x0).all()):
+            raise ValueError(f"{fn}: x0 must be finite, got a NaN or Inf")
 
 
 def _step(fn: str, role: str, value: object) -> Step | None:

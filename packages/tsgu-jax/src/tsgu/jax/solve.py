@@ -20,6 +20,7 @@ from tsgu.core.validation import (
 )
 
 from ._compiled import Plan, make_plan
+from ._validate import check_solver_options
 from ._x64 import require_x64_for
 
 __all__ = ["sparse_solve_j4t"]
@@ -180,5 +181,6 @@ def sparse_solve_j4t(
     check_same_dtype(_FN, ("A", "B"), A, B)
     check_same_device(_FN, ("A", "B"), A, B)
     require_x64_for(_FN, "A", A.dtype)
+    check_solver_options(_FN, kwargs)
     plan = make_plan(_FN, solve, transpose_solve, kwargs, B)
     return _solve(A, B, plan)

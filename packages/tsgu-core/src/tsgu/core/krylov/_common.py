@@ -8,7 +8,6 @@ column that has converged (or broken down) is frozen rather than updated further
 
 from __future__ import annotations
 
-import math
 import numbers
 import warnings
 from collections.abc import Callable
@@ -19,7 +18,7 @@ import torch
 
 from .._pattern import Pattern, _matmul_kernel
 from .._structure import check_structure
-from ..validation import COO, CSR, layout_name
+from ..validation import COO, CSR, check_tolerance, layout_name
 
 __all__ = ["ConvergenceWarning", "SolveInfo"]
 
@@ -218,19 +217,21 @@ def as_preconditioner(
         return lambda X: X
     B = rhs.block
     shape = getattr(M, "shape", None)
-    if isinstance(shape, tuple | torch.Size) and (isinstance(M, torch.Tensor) or hasattr(M, "matmat")):
+    if isinstance(shape, tuple | torch.Size) and (
+        isinstance(M, torch.Tensor) or hasattr(M, "matmat")
+    ):
         expected = tuple(op.shape) if op is not None and op.shape else None
         if expected is not None and len(expected) == 2 and expected[0] != expected[1]:
             expected = None
         if expected is None:  # a callable A: M must be (n, n), or (b, n, n) for a batch
             n = rhs.n
-            expected = (n, n) if B.dim() == 2 or op is None or not op.batched else (B.shape[0], n, n)
+            expected = (
+                (n, n) if B.dim() == 2 or op is None or not op.batched else (B.shape[0], n, n)
+            )
             if len(tuple(shape)) == 3 and B.dim() == 3:
                 expected = (B.shape[0], n, n)
         if tuple(shape) != expected:
-            raise ValueError(
-                f"{fn}: M must have A's shape {expected}, got shape {tuple(shape)}"
-            )
+            raise ValueError(f"{fn}: M must have A's shape {expected}, got shape {tuple(shape)}")
         dtype = getattr(M, "dtype", None)
         if dtype is not None and dtype != B.dtype:
             raise ValueError(
@@ -239,9 +240,7 @@ def as_preconditioner(
             )
         device = getattr(M, "device", None)
         if device is not None and torch.device(device) != B.device:
-            raise ValueError(
-                f"{fn}: M must be on b's device ({B.device}), got {device}"
-            )
+            raise ValueError(f"{fn}: M must be on b's device ({B.device}), got {device}")
     matmat = getattr(M, "matmat", None)  # tsgu.core's preconditioners act on blocks
     if callable(matmat):
         return matmat
@@ -271,16 +270,6 @@ def as_preconditioner(
 
 
 DEFAULT_RTOL = 1e-5  # SciPy's
-
-
-def check_tolerance(fn: str, name: str, value: object) -> float:
-    """A tolerance: a real, non-negative number (NaN, a string or a bool is an error)."""
-    if isinstance(value, bool) or not isinstance(value, numbers.Real):
-        raise TypeError(f"{fn}: {name} must be a real number, got {type(value).__name__}")
-    tol = float(value)
-    if math.isnan(tol) or tol < 0:
-        raise ValueError(f"{fn}: {name} must be a non-negative number, got {value!r}")
-    return tol
 
 
 def resolve_rtol(fn: str, rtol: float | None, tol: float | None) -> float:

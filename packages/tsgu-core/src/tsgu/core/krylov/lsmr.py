@@ -9,12 +9,12 @@ from typing import Any
 
 import torch
 
+from ..validation import check_tolerance
 from ._common import (
     LinearOperator,
     Operator,
     RightHandSide,
     check_system,
-    check_tolerance,
     default_maxiter,
     finish,
     per_column,

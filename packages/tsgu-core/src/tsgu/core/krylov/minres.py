@@ -157,6 +157,7 @@ def minres(
             iterations += 1
             if callback is not None:
                 callback(rhs.user(X))
+
         # The verdict: the true residual of the returned x, in the norm of the stopping test
         # (M's, the 2-norm without M); an exhausted Krylov space ends a column there too.
         def m_norm(R: torch.Tensor) -> torch.Tensor:
