@@ -11,56 +11,24 @@ suite's, a minute or less) or ``nightly`` (many more examples).
 from __future__ import annotations
 
 import math
-import os
 import warnings
 from collections.abc import Callable
 from typing import Any
 
 import pytest
 import torch
-from hypothesis import HealthCheck, assume, given, settings
+from hypothesis import assume, given
 from hypothesis import strategies as st
 
 import tsgu.core as tc
-from tsgu.core.testing import CORRUPTIONS, corrupt, to_layout
+from tsgu.core.testing import CORRUPTIONS, corrupt, fuzz_profile, sparse_matrices, to_layout
 
-settings.register_profile(
-    "default",
-    max_examples=40,
-    deadline=None,
-    derandomize=True,
-    suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much],
-)
-settings.register_profile(
-    "nightly",
-    max_examples=3000,
-    deadline=None,
-    suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much],
-)
-settings.load_profile(os.environ.get("TSGU_FUZZ_PROFILE", "default"))
+fuzz_profile(examples=40)
 
 warnings.filterwarnings("ignore", category=UserWarning)  # torch's beta-state and check notes
 
 COO, CSR, CSC = torch.sparse_coo, torch.sparse_csr, torch.sparse_csc
 F64 = torch.float64
-
-
-@st.composite
-def sparse_matrices(draw: Any, square: bool = False) -> torch.Tensor:
-    """A small valid sparse matrix or batch: any layout, index dtype, shape (0 included)."""
-    layout = draw(st.sampled_from([COO, CSR, CSC]))
-    batch = draw(st.sampled_from([None, 1, 2]))
-    n = draw(st.integers(0, 5))
-    m = n if square else draw(st.integers(0, 5))
-    index_dtype = draw(st.sampled_from([torch.int32, torch.int64]))
-    density = draw(st.sampled_from([0.0, 0.4, 1.0]))
-    gen = torch.Generator().manual_seed(draw(st.integers(0, 2**16)))
-    mask = torch.rand(n, m, generator=gen) < density  # one pattern for every batch item
-    shape = (batch, n, m) if batch else (n, m)
-    dense = (torch.rand(shape, generator=gen, dtype=F64) + 0.5) * mask
-    if square:
-        dense = dense + 4 * torch.eye(n, dtype=F64)  # diagonally dominant: solvable
-    return to_layout(dense, layout, index_dtype)
 
 
 def _rhs(A: torch.Tensor, rows: int, k: int = 2) -> torch.Tensor:

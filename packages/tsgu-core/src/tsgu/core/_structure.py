@@ -238,13 +238,20 @@ def check_coo_indices(
     nnz = indices.shape[1]
     if nnz == 0:
         return
-    lo, hi = torch.aminmax(indices, dim=1)
-    bound = torch.tensor(list(shape), dtype=hi.dtype, device=hi.device)
-    conditions = [((lo >= 0) & (hi < bound)).all()]
     increasing = None
+    conditions: list[torch.Tensor] = []
     if coalesced and nnz > 1:
+        # Sorted keys with every later dimension in range make the first dimension
+        # non-decreasing: its two ends bound it, and one reduction pass is saved.
         increasing = _increasing(indices, shape)
         conditions.append(increasing.all())
+        first = indices[0]
+        conditions += [first[0] >= 0, first[-1] < shape[0]]
+        later = range(1, len(shape))
+    else:
+        later = range(len(shape))
+    for d in later:  # each row is contiguous: aminmax over it needs no temporary
+        conditions += _in_range(indices[d], shape[d])
     if _all(conditions):
         return
     units = _coo_units(len(shape))
@@ -274,7 +281,7 @@ def _increasing(indices: torch.Tensor, shape: Sequence[int]) -> torch.Tensor:
     if numel < 2**62:  # one int64 key per entry: fewer passes than comparing dimensions
         keys = indices[0].to(torch.int64)
         for d in range(1, len(shape)):
-            keys = keys * shape[d] + indices[d]
+            keys = torch.add(indices[d], keys, alpha=shape[d])  # one pass: keys * size + index
         return keys[1:] > keys[:-1]
     later = a[0] < b[0]
     tied = a[0] == b[0]

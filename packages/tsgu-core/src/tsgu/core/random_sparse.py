@@ -147,7 +147,7 @@ def rand_sparse(
     (torch.Size([2, 50, 40]), torch.Size([2, 100]), torch.int32)
     """
     fn = "rand_sparse"
-    check_count(fn, "nnz", nnz)
+    check_count(fn, "nnz", nnz, minimum=None)  # the range check below names the bounds
     check_device(fn, "device", device)
     b, n, m, _ = _check_common(fn, size, layout, indices_dtype, values_dtype)
     if not 0 <= nnz <= n * m:
@@ -235,7 +235,7 @@ def rand_sparse_tri(
     (True, True)
     """
     fn = "rand_sparse_tri"
-    check_count(fn, "nnz", nnz)
+    check_count(fn, "nnz", nnz, minimum=None)  # the range check below names the bounds
     check_device(fn, "device", device)
     b, n, m, _ = _check_common(fn, size, layout, indices_dtype, values_dtype)
     if n != m:
@@ -331,7 +331,7 @@ def make_spd_sparse(
         raise ValueError(f"{fn}: n must be a positive int, got {n!r}")
     check_device(fn, "device", device)
     if nz is not None:
-        check_count(fn, "nz", nz)
+        check_count(fn, "nz", nz, minimum=None)
     check_choice(fn, "layout", layout, (COO, CSR))
     check_choice(fn, "index_dtype", index_dtype, (torch.int32, torch.int64))
     if not value_dtype.is_floating_point:

@@ -435,3 +435,67 @@ def run_fuzz_module(path: str | os.PathLike[str], timeout: float = 600.0) -> Non
             f"fuzz properties of {os.path.basename(path)} failed {died}\n"
             f"{child.stdout[-8000:]}\n{child.stderr[-4000:]}"
         )
+
+
+def fuzz_profile(examples: int) -> None:
+    """Load the hypothesis profile named by ``TSGU_FUZZ_PROFILE``: ``default`` (``examples``
+    per property, derandomized, for the suite) or ``nightly`` (50 times as many, random)."""
+    from hypothesis import HealthCheck, settings
+
+    relaxed = [HealthCheck.too_slow, HealthCheck.filter_too_much]
+    settings.register_profile(
+        "default",
+        max_examples=examples,
+        deadline=None,
+        derandomize=True,
+        suppress_health_check=relaxed,
+    )
+    settings.register_profile(
+        "nightly", max_examples=50 * examples, deadline=None, suppress_health_check=relaxed
+    )
+    settings.load_profile(os.environ.get("TSGU_FUZZ_PROFILE", "default"))
+
+
+def sparse_matrices(
+    *,
+    layouts: tuple[torch.layout, ...] = (torch.sparse_coo, torch.sparse_csr, torch.sparse_csc),
+    batches: tuple[int | None, ...] = (None, 1, 2),
+    sizes: tuple[int, int] = (0, 5),
+    square: bool = False,
+    symmetric: bool = False,
+    dominant: bool = False,
+    lower: bool = False,
+    dtype: torch.dtype = torch.float64,
+) -> Any:
+    """A hypothesis strategy of small valid sparse matrices (or batches sharing a pattern)
+    of every layout, index dtype and shape in ``sizes``, empty ones included.
+
+    ``symmetric`` mirrors the pattern and values; ``dominant`` adds a diagonal that makes the
+    matrix diagonally dominant (solvable); ``lower`` keeps the lower triangle and a unit
+    diagonal (a Cholesky factor). The last three imply a square matrix.
+    """
+    from hypothesis import strategies as st
+
+    square = square or symmetric or dominant or lower
+
+    @st.composite
+    def build(draw: Any) -> torch.Tensor:
+        layout = draw(st.sampled_from(layouts))
+        batch = draw(st.sampled_from(batches))
+        n = draw(st.integers(*sizes))
+        m = n if square else draw(st.integers(*sizes))
+        index_dtype = draw(st.sampled_from(INDEX_DTYPES))
+        density = draw(st.sampled_from([0.0, 0.4, 1.0]))
+        gen = torch.Generator().manual_seed(draw(st.integers(0, 2**16)))
+        mask = torch.rand(n, m, generator=gen) < density  # one pattern for every batch item
+        shape = (batch, n, m) if batch else (n, m)
+        dense = (torch.rand(shape, generator=gen, dtype=dtype) + 0.5) * mask
+        if symmetric:
+            dense = dense + dense.mT
+        if lower:
+            dense = torch.tril(dense, -1) + torch.eye(n, dtype=dtype)
+        elif dominant:
+            dense = dense + (2 * n + 1) * torch.eye(n, dtype=dtype)
+        return to_layout(dense, layout, index_dtype)
+
+    return build()

@@ -39,6 +39,7 @@ __all__ = [
     "check_device",
     "check_float_dtype",
     "check_index_dtype",
+    "check_maxiter",
     "check_operand",
     "check_same_device",
     "check_same_dtype",
@@ -222,13 +223,31 @@ def check_bools(fn: str, **flags: object) -> None:
             raise TypeError(f"{fn}: {name} must be True or False, got {value!r}")
 
 
-def check_count(fn: str, name: str, value: object, minimum: int = 0) -> int:
-    """An int (not a bool, not a float such as 3.5) of at least ``minimum``."""
+def check_count(fn: str, name: str, value: object, minimum: int | None = 0) -> int:
+    """An int (not a bool, not a float such as 3.5) of at least ``minimum`` (None: any)."""
     if isinstance(value, bool) or not isinstance(value, int):
         raise TypeError(f"{fn}: {name} must be an int, got {type(value).__name__} {value!r}")
-    if value < minimum:
+    if minimum is not None and value < minimum:
         raise ValueError(f"{fn}: {name} must be at least {minimum}, got {value}")
     return value
+
+
+def check_maxiter(fn: str, value: object, minimum: int = 0) -> int | None:
+    """``maxiter``: None (the solver's default) or an int of at least ``minimum``."""
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+        raise TypeError(f"{fn}: maxiter must be an int or None, got {type(value).__name__}")
+    if value < minimum:
+        kind = (
+            "a positive"
+            if minimum == 1
+            else f"an int >= {minimum}"
+            if minimum
+            else "a non-negative"
+        )
+        raise ValueError(f"{fn}: maxiter must be {kind} int or None, got {value}")
+    return int(value)
 
 
 def check_device(fn: str, name: str, value: object) -> torch.device:

@@ -13,6 +13,7 @@ from tsgu.core.validation import (
     CSR,
     check_dense,
     check_float_dtype,
+    check_maxiter,
     check_same_device,
     check_sparse,
     check_sparse_structure,
@@ -69,11 +70,7 @@ def check_tolerances(fn: str, kwargs: dict[str, Any]) -> None:
     for name in ("tol", "rtol", "atol"):
         if kwargs.get(name) is not None:
             check_tolerance(fn, name, kwargs[name])
-    maxiter = kwargs.get("maxiter")
-    if maxiter is not None and (
-        isinstance(maxiter, bool) or not isinstance(maxiter, int) or maxiter < 1
-    ):
-        raise ValueError(f"{fn}: maxiter must be a positive int or None, got {maxiter!r}")
+    check_maxiter(fn, kwargs.get("maxiter"), minimum=1)
     M = kwargs.get("M")
     if isinstance(M, torch.Tensor) and M.layout in (COO, CSR):
         check_sparse_structure(fn, "M", M)

@@ -8,7 +8,12 @@ import jax
 import torch
 from jax.experimental import sparse as jsparse
 
-from tsgu.core.validation import check_sparse_structure, check_tolerance, layout_name
+from tsgu.core.validation import (
+    check_maxiter,
+    check_sparse_structure,
+    check_tolerance,
+    layout_name,
+)
 
 from ._x64 import X64_FIX, x64_enabled
 
@@ -85,11 +90,7 @@ def check_solver_options(fn: str, kwargs: dict[str, Any]) -> None:
     for name in ("tol", "rtol", "atol"):
         if kwargs.get(name) is not None:
             check_tolerance(fn, name, kwargs[name])
-    maxiter = kwargs.get("maxiter")
-    if maxiter is not None and (
-        isinstance(maxiter, bool) or not isinstance(maxiter, int) or maxiter < 0
-    ):
-        raise ValueError(f"{fn}: maxiter must be a non-negative int or None, got {maxiter!r}")
+    check_maxiter(fn, kwargs.get("maxiter"))
 
 
 def checked_torch_sparse(fn: str, name: str, A: torch.Tensor) -> torch.Tensor:

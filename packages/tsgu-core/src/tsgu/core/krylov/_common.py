@@ -8,7 +8,6 @@ column that has converged (or broken down) is frozen rather than updated further
 
 from __future__ import annotations
 
-import numbers
 import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -18,7 +17,7 @@ import torch
 
 from .._pattern import Pattern, _matmul_kernel
 from .._structure import check_structure
-from ..validation import COO, CSR, check_tolerance, layout_name
+from ..validation import COO, CSR, check_maxiter, check_tolerance, layout_name
 
 __all__ = ["ConvergenceWarning", "SolveInfo"]
 
@@ -355,13 +354,8 @@ def default_maxiter(
     maxiter: int | None, n: int, default: Callable[[int], int], fn: str = "solver"
 ) -> int:
     """``default(n)`` unless given (SciPy's defaults: cg and bicgstab 10n, minres 5n)."""
-    if maxiter is None:
-        return max(default(max(n, 1)), 1)
-    if isinstance(maxiter, bool) or not isinstance(maxiter, numbers.Integral):
-        raise TypeError(f"{fn}: maxiter must be an int or None, got {type(maxiter).__name__}")
-    if maxiter < 0:
-        raise ValueError(f"{fn}: maxiter must be a non-negative int, got {maxiter}")
-    return int(maxiter)
+    checked = check_maxiter(fn, maxiter)
+    return max(default(max(n, 1)), 1) if checked is None else checked
 
 
 @dataclass
