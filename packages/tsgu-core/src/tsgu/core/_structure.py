@@ -238,13 +238,13 @@ def check_coo_indices(
     nnz = indices.shape[1]
     if nnz == 0:
         return
-    increasing = None
+    increasing: bool | None = None
     conditions: list[torch.Tensor] = []
     if coalesced and nnz > 1:
         # Sorted keys with every later dimension in range make the first dimension
         # non-decreasing: its two ends bound it, and one reduction pass is saved.
-        increasing = _increasing(indices, shape)
-        conditions.append(increasing.all())
+        conditions.append(_all_increasing(indices, shape))
+        increasing = True
         first = indices[0]
         conditions += [first[0] >= 0, first[-1] < shape[0]]
         later = range(1, len(shape))
@@ -264,7 +264,7 @@ def check_coo_indices(
                 f"{size} {units[d]} ({_FIX})"
             )
     assert increasing is not None
-    k = _first(~increasing)
+    k = _first(~_increasing(indices, shape))
     raise ValueError(
         f"{fn}: {name or 'the tensor'} is flagged coalesced but its indices are not sorted "
         f"and unique (entries {k} and {k + 1}), a malformed sparse tensor; build it with "
@@ -275,20 +275,28 @@ def check_coo_indices(
 def _increasing(indices: torch.Tensor, shape: Sequence[int]) -> torch.Tensor:
     """Whether each COO entry comes strictly after the one before it, in row-major order."""
     a, b = indices[:, :-1], indices[:, 1:]
-    numel = 1
-    for size in shape:
-        numel *= size
-    if numel < 2**62:  # one int64 key per entry: fewer passes than comparing dimensions
-        keys = indices[0].to(torch.int64)
-        for d in range(1, len(shape)):
-            keys = torch.add(indices[d], keys, alpha=shape[d])  # one pass: keys * size + index
-        return keys[1:] > keys[:-1]
     later = a[0] < b[0]
     tied = a[0] == b[0]
     for d in range(1, len(shape)):
         later = later | (tied & (a[d] < b[d]))
         tied = tied & (a[d] == b[d])
     return later
+
+
+def _all_increasing(indices: torch.Tensor, shape: Sequence[int]) -> torch.Tensor:
+    """``_increasing(...).all()`` as a 0-d tensor (no host read): one int64 row-major key per
+    entry, each dimension added in one pass (``index[d] + size[d] * key``), then one compare.
+    (Chunking it through a reused buffer was slower: the Python overhead of the chunks
+    outweighed the page faults of one nnz-sized temporary.)"""
+    numel = 1
+    for size in shape:
+        numel *= size
+    if numel >= 2**62:  # keys would overflow int64: compare dimension by dimension
+        return _increasing(indices, shape).all()
+    keys = torch.add(indices[1], indices[0], alpha=shape[1])
+    for d in range(2, len(shape)):
+        keys = torch.add(indices[d], keys, alpha=shape[d])
+    return torch.gt(keys[1:], keys[:-1]).all()
 
 
 def _check_now(fn: str, name: str, A: torch.Tensor) -> None:
