@@ -15,7 +15,7 @@ from tsgu.core import ConvergenceWarning
 from tsgu.core.testing import CORRUPTIONS, corrupt, fuzz_profile, sparse_matrices
 from tsgu.cupy import sparse_solve_c4t, t2c_coo, t2c_csr
 
-fuzz_profile(examples=30)
+fuzz_profile(examples=20)
 warnings.filterwarnings("ignore", category=UserWarning)
 
 F64 = torch.float64

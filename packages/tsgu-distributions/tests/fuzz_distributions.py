@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 from tsgu.core.testing import CORRUPTIONS, corrupt, fuzz_profile, sparse_matrices
 from tsgu.distributions import SparseMultivariateNormal, SparseMultivariateNormalNative
 
-fuzz_profile(examples=30)
+fuzz_profile(examples=20)
 warnings.filterwarnings("ignore", category=UserWarning)
 
 F64 = torch.float64

@@ -19,7 +19,7 @@ jnp = pytest.importorskip("jax.numpy")
 jsparse = pytest.importorskip("jax.experimental.sparse")
 from tsgu.jax import j2t_coo, j2t_csr, sparse_solve_j4t, spmm_t4j, t2j_coo, t2j_csr  # noqa: E402
 
-fuzz_profile(examples=30)
+fuzz_profile(examples=20)
 warnings.filterwarnings("ignore", category=UserWarning)
 
 F32 = torch.float32
