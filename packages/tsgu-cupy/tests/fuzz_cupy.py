@@ -8,6 +8,8 @@ from typing import Any
 
 import pytest
 import torch
+
+pytest.importorskip("hypothesis")  # a test dependency; absent: nothing to fuzz
 from hypothesis import assume, given
 from hypothesis import strategies as st
 
