@@ -310,8 +310,8 @@ def _check_now(fn: str, name: str, A: torch.Tensor) -> None:
 
 def check_structure(fn: str, name: str, A: torch.Tensor) -> None:
     """Check (or find cached) the index structure of sparse COO, CSR or CSC ``A``."""
-    if A.layout not in (COO, CSR, CSC) or _holds(A):
-        return
+    if A.layout not in (COO, CSR, CSC) or A.device.type == "meta" or _holds(A):
+        return  # a meta tensor holds no indices to read
     _check_now(fn, name, A)
     mark_checked(A)
 
@@ -338,6 +338,8 @@ def check_index_inputs(
 ) -> None:
     """The index tensors of a sparse tensor about to be built (COO ``(indices,)``, CSR
     ``(crow, col)``, CSC ``(ccol, row)``), checked once while they stay unchanged."""
+    if tensors[0].device.type == "meta":  # no indices to read
+        return
     last, others = tensors[-1], tensors[:-1]
     signature = (layout, tuple(shape), bool(coalesced))
     entry = _INPUT_VERDICTS.get(id(last))
