@@ -12,17 +12,21 @@ wheel locally; pip finds it through PIP_FIND_LINKS, and uv gets the same folders
     nox -s tests_cuda                      on a GPU machine: the suite on CUDA torch builds
     nox -s tests_cuda_system               on a GPU machine: the suite on the installed torch
     nox -s compat                          tsgu against the torchsparsegradutils 0.2 releases, live
+    nox -s compat_suite                    0.2.2's and 0.2.7's own test suites against the drop-in
     nox -s lint | build | docs | bench | demo
 """
 
 from __future__ import annotations
 
+import hashlib
+import json
 import os
 import shutil
 import subprocess
 import sys
 import tempfile
 import time
+import zipfile
 from pathlib import Path
 
 try:
@@ -163,6 +167,102 @@ def compat(session: nox.Session) -> None:
             f"sys.exit(0 if v == {release!r} else 'expected {release}, got ' + v)",
         )
         _pytest(session, tests, "-rs")
+
+
+# The torchsparsegradutils 0.2 releases whose own test suites (shipped inside their wheels)
+# run against the drop-in, and each wheel's sha256 (`pip hash`).
+SUITES_0_2 = {
+    "0.2.2": "a41bd48336b9efb04fb5fd42f39148c21e8e10024be4e4718f2d5e3cf873cde9",
+    "0.2.7": "56d57312f0dcc446fe49973b745b72959947f0a4c3e73edb22ec1e0d19e0ab1b",
+}
+DROP_IN_TESTS = PACKAGES_DIR / "torchsparsegradutils" / "tests"
+
+
+def _wheel_0_2(session: nox.Session, release: str) -> Path:
+    """The release's wheel, downloaded once (pinned version and hash) into nox's cache."""
+    folder = Path(session.cache_dir) / "torchsparsegradutils-wheels"
+    wheel = folder / f"torchsparsegradutils-{release}-py3-none-any.whl"
+    if not wheel.exists() or _sha256(wheel) != SUITES_0_2[release]:
+        folder.mkdir(parents=True, exist_ok=True)
+        pinned = Path(session.create_tmp()) / f"torchsparsegradutils-{release}.txt"
+        pinned.write_text(f"torchsparsegradutils=={release} --hash=sha256:{SUITES_0_2[release]}\n")
+        # pip (not uv, which has no download command) checks the hash against the pin
+        session.run(
+            sys.executable, "-m", "pip", "download", "--quiet", "--no-deps", "--require-hashes",
+            "--only-binary", ":all:", "-r", str(pinned), "-d", str(folder),
+            external=True,
+        )  # fmt: skip
+    if _sha256(wheel) != SUITES_0_2[release]:
+        session.error(f"{wheel.name}: sha256 differs from the pinned {SUITES_0_2[release]}")
+    return wheel
+
+
+def _sha256(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def _extract_suite(wheel: Path, into: Path) -> None:
+    """Only the wheel's ``torchsparsegradutils/tests/``: its package never reaches the path."""
+    prefix = "torchsparsegradutils/tests/"
+    with zipfile.ZipFile(wheel) as archive:
+        for name in archive.namelist():
+            if name.startswith(prefix) and not name.endswith("/"):
+                target = into / "tests" / name[len(prefix) :]
+                target.parent.mkdir(parents=True, exist_ok=True)
+                target.write_bytes(archive.read(name))
+
+
+@nox.session
+def compat_suite(session: nox.Session) -> None:
+    """torchsparsegradutils 0.2's own test suites (from its wheels) against the drop-in.
+
+    Every tsgu package is installed (the drop-in included, no 0.2 release). Each release's
+    ``tests/`` runs from a fresh folder outside the tree; the tests that fail for a stated
+    reason are listed in packages/torchsparsegradutils/tests/expected_failures_0_2.txt.
+    ``nox -s compat_suite -- 0.2.2`` runs one release; other arguments go to pytest.
+    """
+    requirements = [arg for pkg in _packages() for arg in _requirement(pkg)]
+    _install(session, DEFAULT_TORCH, *requirements, "pyyaml")  # 0.2's tests read YAML
+    _check_torch(session, DEFAULT_TORCH)
+    releases = [arg for arg in session.posargs if arg in SUITES_0_2] or list(SUITES_0_2)
+    pytest_args = [arg for arg in session.posargs if arg not in SUITES_0_2]
+    results = {}
+    for release in releases:
+        wheel = _wheel_0_2(session, release)
+        folder = Path(tempfile.mkdtemp(prefix=f"tsgu-suite-{release}-"))
+        _extract_suite(wheel, folder)
+        shutil.copy(DROP_IN_TESTS / "suite_0_2_plugin.py", folder / "conftest.py")
+        # 0.2's tests import their helpers as top-level modules (`from test_config import`)
+        (folder / "pytest.ini").write_text("[pytest]\npythonpath = tests\n")
+        summary = folder / "summary.json"
+        start = time.monotonic()
+        with session.chdir(folder):
+            session.run(
+                "python", "-m", "pytest", "tests", "-q", "-p", "no:cacheprovider",
+                "--continue-on-collection-errors",
+                f"--suite-release={release}",
+                f"--expected-failures={DROP_IN_TESTS / 'expected_failures_0_2.txt'}",
+                f"--drop-in-src={PACKAGES_DIR / 'torchsparsegradutils' / 'src'}",
+                f"--suite-summary={summary}",
+                *pytest_args,
+                env={"OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS", "1")},
+                success_codes=[0, 1],
+            )  # fmt: skip
+        if not summary.exists():
+            session.error(f"the {release} suite stopped before reporting its counts")
+        results[release] = {**json.loads(summary.read_text()), "s": time.monotonic() - start}
+        shutil.rmtree(folder, ignore_errors=True)
+    session.log("torchsparsegradutils 0.2 suites against the drop-in:")
+    session.log("release  passed  failed  skipped  xfailed  xpassed  errors  seconds")
+    for release, n in results.items():
+        session.log(
+            f"{release:<7} {n['passed']:>7} {n['failed']:>7} {n['skipped']:>8} {n['xfailed']:>8}"
+            f" {n['xpassed']:>8} {n['error']:>7} {n['s']:>8.0f}"
+        )
+    bad = [r for r, n in results.items() if n["failed"] or n["xpassed"] or n["error"]]
+    stale = [r for r, n in results.items() if n["stale_entries"]]
+    if bad or stale:
+        session.error(f"unexpected outcomes in {bad}, stale expected-failure entries in {stale}")
 
 
 def _require_gpu(session: nox.Session, python: str | None = None) -> None:

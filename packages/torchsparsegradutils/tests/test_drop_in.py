@@ -7,6 +7,7 @@ import importlib
 import pytest
 import torch
 
+import torchsparsegradutils.encoders.pairwise_encoder
 import tsgu.core
 import tsgu.core.testing
 import tsgu.cupy
@@ -74,12 +75,12 @@ def test_version():
         (
             "torchsparsegradutils.encoders",
             "calc_pairwise_coo_indices",
-            tsgu.encoders.calc_pairwise_coo_indices_nd,
+            torchsparsegradutils.encoders.pairwise_encoder.calc_pairwise_coo_indices,
         ),
         (
             "torchsparsegradutils.encoders",
             "calc_pariwise_coo_indices",
-            tsgu.encoders.calc_pairwise_coo_indices_nd,
+            torchsparsegradutils.encoders.pairwise_encoder.calc_pairwise_coo_indices,
         ),
         (
             "torchsparsegradutils.encoders.pairwise_voxel_encoder",
@@ -110,7 +111,19 @@ def test_deprecated_names_warn_and_forward(module, name, target):
 def test_autograd_function_names_keep_apply(module, name, target):
     mod = importlib.import_module(module)
     with pytest.warns(DeprecationWarning, match=name):
-        assert getattr(mod, name).apply is target
+        assert getattr(mod, name).fn is target
+
+
+def test_solve_function_names_take_0_2s_trailing_kwargs_dict():
+    from torchsparsegradutils import sparse_solve
+
+    A = tsgu.core.testing.case("nonsymmetric").make()
+    b = torch.ones(A.shape[0], dtype=torch.float64)
+    with pytest.warns(DeprecationWarning, match="SparseGenericSolve"):
+        function = sparse_solve.SparseGenericSolve
+    # 0.2.7: SparseGenericSolve.apply(A, B, solve, transpose_solve, kwargs)
+    x = function.apply(A, b, "bicgstab", None, {"rtol": 1e-12})
+    torch.testing.assert_close(x, torch.linalg.solve(A.to_dense(), b))
 
 
 def test_unknown_names_still_raise_attribute_error():
@@ -136,8 +149,6 @@ def test_linear_cg_keeps_0_2_keywords_and_defaults():
     x = linear_cg(A, b, settings=LinearCGSettings(cg_tolerance=1e-12))
     torch.testing.assert_close(x, exact)
     torch.testing.assert_close(linear_cg(lambda v: A @ v, b, tol=1e-12), exact)  # README's tol
-    with pytest.raises(NotImplementedError, match="n_tridiag"):
-        linear_cg(A, b, n_tridiag=2)
 
 
 def test_bicgstab_honours_the_initial_guess_unlike_0_2():

@@ -29,7 +29,16 @@ def forwarding(
 
 class FunctionAlias:
     """0.2 exposed its autograd Functions (``SparseMatMul.apply(A, B)``); tsgu's internals
-    differ, so the name keeps working through ``apply``, which calls the tsgu function."""
+    differ, so the name keeps working through ``apply``, which calls the tsgu function.
+
+    The solves' Functions took the solver options as one trailing dict
+    (``SparseGenericSolve.apply(A, B, solve, transpose_solve, kwargs)``): it is unpacked.
+    """
 
     def __init__(self, fn: Callable[..., Any]) -> None:
-        self.apply = fn
+        self.fn = fn
+
+    def apply(self, *args: Any) -> Any:
+        if args and isinstance(args[-1], dict):
+            return self.fn(*args[:-1], **args[-1])
+        return self.fn(*args)

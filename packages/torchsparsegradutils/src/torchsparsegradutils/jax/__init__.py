@@ -3,6 +3,7 @@
 Needs the ``jax`` extra (``pip install 'torchsparsegradutils[jax]'``), as 0.2 did.
 """
 
+from . import jax_bindings, jax_sparse_solve
 from .jax_bindings import j2t, j2t_coo, j2t_csr, spmm_t4j, t2j, t2j_coo, t2j_csr
 from .jax_sparse_solve import sparse_solve_j4t
 
@@ -14,6 +15,8 @@ __all__ = [
     "j2t",
     "j2t_coo",
     "j2t_csr",
+    "jax_bindings",
+    "jax_sparse_solve",
     "sparse_solve_j4t",
     "spmm_t4j",
     "t2j",

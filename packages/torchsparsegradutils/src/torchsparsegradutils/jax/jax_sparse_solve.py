@@ -7,6 +7,7 @@ from typing import Any
 
 import torch
 
+from .._deprecated import FunctionAlias, forwarding
 from ._tsgu_jax import tsgu_jax
 
 __all__ = ["sparse_solve_j4t"]
@@ -46,3 +47,9 @@ def _enable_x64() -> None:
     import jax
 
     jax.config.update("jax_enable_x64", True)
+
+
+__getattr__ = forwarding(
+    __name__,
+    {"SparseSolveJ4T": (lambda: FunctionAlias(sparse_solve_j4t), "sparse_solve_j4t(A, B, ...)")},
+)

@@ -3,7 +3,7 @@
 from . import dist_stats_helpers, random_sparse, utils
 from .bicgstab import BICGSTABSettings, bicgstab
 from .dist_stats_helpers import cov_nagao_test, mean_hotelling_t2_test
-from .linear_cg import LinearCGSettings, linear_cg
+from .linear_cg import CGInfo, LinearCGSettings, linear_cg
 from .lsmr import lsmr
 from .minres import MINRESSettings, minres
 from .random_sparse import make_spd_sparse, rand_sparse, rand_sparse_tri
@@ -18,6 +18,7 @@ from .utils import (
 
 __all__ = [
     "BICGSTABSettings",
+    "CGInfo",
     "LinearCGSettings",
     "MINRESSettings",
     "bicgstab",

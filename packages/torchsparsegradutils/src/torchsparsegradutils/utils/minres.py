@@ -50,7 +50,7 @@ def minres(
     >>> from torchsparsegradutils.utils import MINRESSettings, minres
     >>> A = torch.tensor([[1.0, 2.0], [2.0, -3.0]], dtype=torch.float64)
     >>> b = torch.tensor([5.0, -4.0], dtype=torch.float64)
-    >>> minres(A, b, settings=MINRESSettings(minres_tolerance=1e-12))
+    >>> minres(A, b, settings=MINRESSettings(minres_tolerance=1e-12)).round(decimals=10)
     tensor([1., 2.], dtype=torch.float64)
     """
     del eps

@@ -144,7 +144,7 @@ def lsmr(
             zero.clone(),
         )
         normA2 = alpha**2
-        maxrbar, minrbar = zero.clone(), torch.full_like(beta, 1e100)
+        maxrbar, minrbar = zero.clone(), torch.full_like(beta, torch.finfo(beta.dtype).max)
         normb = beta.clone()
         normr = beta.clone()
         normar = alpha * beta
