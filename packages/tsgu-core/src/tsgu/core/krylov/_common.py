@@ -447,14 +447,17 @@ def verdict(
     solver_converged: torch.Tensor,
     reason: str,
     measure: Callable[[torch.Tensor], torch.Tensor] | None = None,
+    known: torch.Tensor | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor, str]:
     """``(converged, true residual norms, reason)`` from the true residual of the returned x.
 
     A column converged when x is finite and ``measure(b - A x) <= threshold`` (``measure``:
     the solver's own norm, the 2-norm by default); the recurrence alone never decides it.
     A column the solver's recurrence took for converged that fails this is a breakdown.
+    ``known``: the true residual when it is already at hand (no iteration ran: ``b - A x0``),
+    which spares the matvec.
     """
-    R = true_residual(op, rhs, X)
+    R = true_residual(op, rhs, X) if known is None else known
     norms = rhs.norms(R)
     measured = norms if measure is None else measure(R)
     converged = torch.isfinite(X).all(dim=-2) & (measured <= threshold)

@@ -166,5 +166,8 @@ def bicgstab(
             if callback is not None:
                 callback(rhs.user(X))
         # The verdict: the true residual of the returned x, never the recurrence alone.
-        converged, residual, reason = verdict(op, rhs, X, threshold, rnorm <= threshold, reason)
+        start_residual = s.R if iterations == 0 else None  # exact while x is still x0
+        converged, residual, reason = verdict(
+            op, rhs, X, threshold, rnorm <= threshold, reason, known=start_residual
+        )
         return finish(fn, rhs, X, converged, iterations, residual, reason, return_info)

@@ -177,5 +177,8 @@ def gmres(
             if not bool(ok.any()):
                 break
         # The verdict: the true residual of the returned x, never the recurrence alone.
-        converged, residual, reason = verdict(op, rhs, X, threshold, rnorm <= threshold, reason)
+        start_residual = s.R if iterations == 0 else None  # exact while x is still x0
+        converged, residual, reason = verdict(
+            op, rhs, X, threshold, rnorm <= threshold, reason, known=start_residual
+        )
         return finish(fn, rhs, X, converged, iterations, residual, reason, return_info)

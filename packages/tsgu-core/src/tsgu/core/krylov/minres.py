@@ -164,6 +164,13 @@ def minres(
             return torch.sqrt(torch.clamp(dot(R, precond(R)), min=0.0))
 
         converged, residual, reason = verdict(
-            op, rhs, X, threshold, phibar <= threshold, reason, measure=m_norm
+            op,
+            rhs,
+            X,
+            threshold,
+            phibar <= threshold,
+            reason,
+            measure=m_norm,
+            known=s.R if iterations == 0 else None,  # exact while x is still x0
         )
         return finish(fn, rhs, X, converged, iterations, residual, reason, return_info)
