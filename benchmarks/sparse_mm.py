@@ -6,6 +6,11 @@ Matrices: random n = 20,000 with 27 nnz per row; 2D 5-point Poisson on a 512 x 5
 (262,144 rows); 3D 27-point Poisson on 50³ (125,000 rows, 3.2M nnz); a batch of four random
 n = 20,000 matrices. k = 16, float32.
 
+"index check" rows time tsgu's index-structure validation of A alone, which every tsgu
+entry point runs before any work: "uncached" is its cost on a tensor seen for the first
+time (the verdict forgotten before each run), "cached" on one already checked (every later
+call with the same, unchanged A). Compare them with the tsgu forward of the same group.
+
     python benchmarks/sparse_mm.py            # everything (several minutes)
     python benchmarks/sparse_mm.py --demo     # random n = 20,000 only: tsgu vs torch.sparse.mm
 """
@@ -67,6 +72,8 @@ def _torch_case(spec: dict[str, Any]) -> dict[str, Any]:
             [*leaves, B],
             G,
         )
+    elif method in ("index check uncached", "index check cached"):
+        return _index_check(A0, cached=method == "index check cached")
     elif method == "dense torch.mm":
         A0 = A0.to_dense()
         op = torch.matmul
@@ -76,6 +83,27 @@ def _torch_case(spec: dict[str, Any]) -> dict[str, Any]:
     A = A0.detach().requires_grad_(True)
     B = B0.detach().requires_grad_(True)
     return _measure(lambda: op(A, B), [A, B], G)
+
+
+def _index_check(A: Any, cached: bool) -> dict[str, Any]:
+    from tsgu.core.validation import check_sparse_structure, forget_structure
+
+    def check() -> None:
+        check_sparse_structure("sparse_mm", "A", A)
+
+    def forget() -> None:
+        forget_structure(A)
+
+    check()
+    seconds = timed(check, setup=None if cached else forget, min_seconds=0.5)
+    nan = float("nan")
+    return {
+        "fwd_s": seconds,
+        "bwd_s": nan,
+        "peak_B": nan,
+        "operands_B": nan,
+        "peak_over_operands": nan,
+    }
 
 
 def _item(A: Any, i: int) -> tuple[Any, Any, tuple[int, int]]:
@@ -179,6 +207,8 @@ def cases(demo: bool) -> tuple[list[Case], dict[str, str]]:
             reference[group] = "torch.sparse.mm"
             base = {**spec, "layout": layout}
             out.append(Case(group, "tsgu", {**base, "method": "tsgu"}))
+            for check in ("index check uncached", "index check cached"):
+                out.append(Case(group, check, {**base, "method": check}))
             # torch's COO backward forms a dense n x n gradient
             dense_grad = 2.5 * n * n * 4 if layout == "coo" else None
             out.append(

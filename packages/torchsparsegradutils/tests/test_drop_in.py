@@ -178,6 +178,18 @@ def test_minres_shifts_and_value():
         )
 
 
+def test_minres_broadcasts_a_matrix_batch_against_one_rhs_block():
+    from torchsparsegradutils.utils import MINRESSettings, minres
+
+    g = torch.Generator().manual_seed(3)
+    M = torch.randn(3, 6, 6, dtype=torch.float64, generator=g)
+    A = M @ M.mT + 6 * torch.eye(6, dtype=torch.float64)
+    B = torch.randn(6, 2, dtype=torch.float64, generator=g)
+    X = minres(A, B, value=-1, settings=MINRESSettings(minres_tolerance=1e-12))
+    assert X.shape == (3, 6, 2)
+    torch.testing.assert_close(X, torch.linalg.solve(-A, B.expand(3, 6, 2)))
+
+
 def test_lsmr_returns_x_and_iterations():
     from torchsparsegradutils.utils import lsmr
 

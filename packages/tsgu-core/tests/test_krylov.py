@@ -226,7 +226,7 @@ def test_lsmr_with_a_callable_and_damping():
         (lambda A, b: tc.cg(A, b.float()), ValueError, "the same dtype"),
         (lambda A, b: tc.cg(A, b[None, None]), ValueError, r"b must have shape \(n,\) or \(n, k\)"),
         (lambda A, b: tc.cg(A, b, x0=b[:3]), ValueError, "x0 must have shape"),
-        (lambda A, b: tc.cg(A, b, rtol=-1.0), ValueError, "rtol must be non-negative"),
+        (lambda A, b: tc.cg(A, b, rtol=-1.0), ValueError, "rtol must be a non-negative number"),
         (lambda A, b: tc.cg(A, b, M=3), TypeError, "M must be a tensor or a callable"),
         (lambda A, b: tc.gmres(A, b, restart=0), ValueError, "restart must be a positive int"),
         (
@@ -243,7 +243,7 @@ def test_lsmr_with_a_callable_and_damping():
         (
             lambda A, b: tc.cg(A.to(torch.float32), b.float(), x0=None, maxiter=-1),
             ValueError,
-            "maxiter must be non-negative",
+            "cg: maxiter must be a non-negative int",
         ),
     ],
 )

@@ -124,6 +124,7 @@ def enc():
             ValueError,
             r"values must have dtype float32 or float64",
         ),
+        (torch.zeros(0, 2, 2, 3, 3), ValueError, r"values must have a batch of at least one"),
     ],
 )
 def test_forward_errors(enc, values, error, match):

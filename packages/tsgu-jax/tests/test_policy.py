@@ -18,11 +18,12 @@ FN = "sparse_solve_j4t"
         (None, {"tol": 1e-5, "rtol": 1e-5}, ValueError, "tol and rtol must not both be given"),
         (None, {"solve": "lu"}, ValueError, "solve must be"),
         (None, {"solve": 1.5}, TypeError, "solve must be"),
-        (None, {"tol": -1.0}, ValueError, "tol and atol must be"),
-        (None, {"tol": "small"}, TypeError, "tol and atol must be"),
+        (None, {"tol": -1.0}, ValueError, "tol must be a non-negative number"),
+        (None, {"tol": "small"}, TypeError, "tol must be a real number"),
         (None, {"x0": [0.0] * 12}, TypeError, "x0 must be"),
         (None, {"x0": torch.ones(12, 1)}, ValueError, "x0 must have"),
-        (None, {"maxiter": [3]}, TypeError, "keyword argument maxiter must be"),
+        (None, {"maxiter": [3]}, TypeError, "maxiter must be an int or None"),
+        (None, {"solve": "gmres", "restart": [3]}, TypeError, "keyword argument restart must"),
     ],
 )
 def test_errors_follow_the_policy(B, kwargs, error, start):

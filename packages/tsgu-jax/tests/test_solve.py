@@ -411,11 +411,15 @@ def test_solver_and_keyword_errors(no_x64):
         sparse_solve_j4t(A, B, solve="cg", restart=5)
     with pytest.raises(TypeError, match=r"takes no keyword argument\(s\) restart"):
         sparse_solve_j4t(A, B, solve="gmres", transpose_solve="bicgstab", restart=5)
-    with pytest.raises(ValueError, match=rf"{fn}: tol and atol must be non-negative"):
+    with pytest.raises(ValueError, match=rf"{fn}: tol must be a non-negative number"):
         sparse_solve_j4t(A, B, tol=-1.0)
-    with pytest.raises(ValueError, match=rf"{fn}: tol and atol must be non-negative"):
+    with pytest.raises(ValueError, match=rf"{fn}: atol must be a non-negative number"):
         sparse_solve_j4t(A, B, atol=-1.0)
-    with pytest.raises(TypeError, match=rf"{fn}: tol and atol must be real numbers"):
+    with pytest.raises(ValueError, match=rf"{fn}: rtol must be a non-negative number, got nan"):
+        sparse_solve_j4t(A, B, rtol=float("nan"))
+    with pytest.raises(ValueError, match=rf"{fn}: maxiter must be a non-negative int"):
+        sparse_solve_j4t(A, B, maxiter=-1)
+    with pytest.raises(TypeError, match=rf"{fn}: tol must be a real number"):
         sparse_solve_j4t(A, B, tol="small")
     with pytest.raises(ValueError, match=rf"{fn}: x0 must have B's shape \({n},\)"):
         sparse_solve_j4t(A, B, x0=torch.ones(n, 1))
@@ -423,5 +427,7 @@ def test_solver_and_keyword_errors(no_x64):
         sparse_solve_j4t(A, B, x0=[0.0] * n)
     with pytest.raises(ValueError, match=rf"{fn}: x0 must have B's dtype"):
         sparse_solve_j4t(A, B, x0=jnp.zeros(n, dtype=jnp.int32))
-    with pytest.raises(TypeError, match=rf"{fn}: keyword argument maxiter must be an array"):
+    with pytest.raises(TypeError, match=rf"{fn}: keyword argument steps must be an array"):
+        sparse_solve_j4t(A, B, solve=lambda mv, b, **kw: b, steps=[3])
+    with pytest.raises(TypeError, match=rf"{fn}: maxiter must be an int or None, got list"):
         sparse_solve_j4t(A, B, solve=lambda mv, b, **kw: b, maxiter=[3])

@@ -55,6 +55,10 @@ def minres(
     """
     del eps
     n = rhs.shape[-1] if rhs.dim() == 1 else rhs.shape[-2]
+    if isinstance(matmul_closure, torch.Tensor) and matmul_closure.dim() > 2 and rhs.dim() > 1:
+        # 0.2 broadcast a batch of matrices against one block of right-hand sides.
+        batch = torch.broadcast_shapes(matmul_closure.shape[:-2], rhs.shape[:-2])
+        rhs = rhs.expand(*batch, *rhs.shape[-2:])
     options: dict[str, Any] = {
         "rtol": settings.minres_tolerance,
         "maxiter": min(max_iter or settings.max_cg_iterations, n + 1),

@@ -90,7 +90,8 @@ def check_solve_operands(
 
 
 def check_tol_or_rtol(fn: str, kwargs: Mapping[str, object]) -> None:
-    """``tol`` (SciPy's older name of ``rtol``) and ``rtol`` name one setting: not both.
+    """``tol`` (SciPy's older name of ``rtol``) and ``rtol`` name one setting: not both
+    (a value of None counts as not given).
 
     Examples
     --------
@@ -100,7 +101,7 @@ def check_tol_or_rtol(fn: str, kwargs: Mapping[str, object]) -> None:
         ...
     ValueError: my_solve: tol and rtol must not both be given (...), got tol=1e-08 and ...
     """
-    if "tol" in kwargs and "rtol" in kwargs:
+    if kwargs.get("tol") is not None and kwargs.get("rtol") is not None:
         raise ValueError(
             f"{fn}: tol and rtol must not both be given (tol is the older name of rtol), "
             f"got tol={kwargs['tol']!r} and rtol={kwargs['rtol']!r}; pass only rtol"

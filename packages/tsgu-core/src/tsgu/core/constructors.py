@@ -13,7 +13,16 @@ from collections.abc import Sequence
 import torch
 
 from ._pattern import attach_values
-from .validation import check_dense, check_index_dtype, check_same_device, check_tensor
+from ._structure import check_index_inputs, mark_checked
+from .validation import (
+    COO,
+    CSC,
+    CSR,
+    check_dense,
+    check_index_dtype,
+    check_same_device,
+    check_tensor,
+)
 
 __all__ = ["sparse_coo_tensor", "sparse_csc_tensor", "sparse_csr_tensor"]
 
@@ -61,7 +70,11 @@ def sparse_coo_tensor(
         As in :func:`torch.sparse_coo_tensor`: promise that the indices are sorted and
         unique (fast kernels need no sort then).
     check_invariants : bool, optional
-        As in :func:`torch.sparse_coo_tensor`: check index bounds (O(nnz)).
+        ``None`` (default): check the indices (in range; sorted and unique when
+        ``is_coalesced=True``), in O(nnz), once while the same unchanged ``indices`` tensor is
+        passed again. ``True``: also torch's own checks. ``False``: trust them unchecked,
+        here and in every tsgu operation on the result (for indices known to be valid: a
+        malformed tensor can then crash the process).
 
     Returns
     -------
@@ -75,8 +88,9 @@ def sparse_coo_tensor(
     TypeError
         ``indices`` or ``values`` is not a dense tensor.
     ValueError
-        A size that is not 2 or 3 non-negative ints; indices of the wrong dtype or shape;
-        values of the wrong length or dtype; indices and values on different devices.
+        A size that is not 2 or 3 non-negative ints; indices of the wrong dtype or shape,
+        or out of range; values of the wrong length or dtype; indices and values on
+        different devices.
 
     Examples
     --------
@@ -104,14 +118,22 @@ def sparse_coo_tensor(
             f"got {indices.shape[1]} and {values.shape[0]}"
         )
     check_same_device(fn, ("indices", "values"), indices, values)
+    if check_invariants is not False:
+        check_index_inputs(fn, COO, (indices,), shape, bool(is_coalesced))
     raw = torch.sparse_coo_tensor(
         indices,
         values.detach(),
         shape,
         is_coalesced=is_coalesced,
-        check_invariants=check_invariants,
+        check_invariants=bool(check_invariants),
     )
-    return attach_values(raw, values)
+    return _checked(attach_values(raw, values), (indices,))
+
+
+def _checked(A: torch.Tensor, inputs: tuple[torch.Tensor, ...]) -> torch.Tensor:
+    """A, recorded as checked: tsgu's operations on it skip the structure check."""
+    mark_checked(A, inputs)
+    return A
 
 
 def _compressed(
@@ -153,9 +175,12 @@ def _compressed(
         )
     check_same_device(fn, (names[0], "values"), compressed, values)
     check_same_device(fn, (names[1], "values"), plain, values)
-    build = torch.sparse_csr_tensor if fn == "sparse_csr_tensor" else torch.sparse_csc_tensor
-    raw = build(compressed, plain, values.detach(), shape, check_invariants=check_invariants)
-    return attach_values(raw, values)
+    csr = fn == "sparse_csr_tensor"
+    if check_invariants is not False:
+        check_index_inputs(fn, CSR if csr else CSC, (compressed, plain), shape)
+    build = torch.sparse_csr_tensor if csr else torch.sparse_csc_tensor
+    raw = build(compressed, plain, values.detach(), shape, check_invariants=bool(check_invariants))
+    return _checked(attach_values(raw, values), (compressed, plain))
 
 
 def sparse_csr_tensor(
@@ -182,7 +207,11 @@ def sparse_csr_tensor(
     size : sequence of int
         ``(n, m)`` or ``(b, n, m)``.
     check_invariants : bool, optional
-        As in :func:`torch.sparse_csr_tensor`.
+        ``None`` (default): check the indices (row pointers from 0 to nnz, never
+        decreasing; column indices in range) in O(nnz), once while the same unchanged index
+        tensors are passed again. ``True``: also torch's own checks (which also require
+        sorted, unique columns in each row). ``False``: trust them unchecked, here and in
+        every tsgu operation on the result (a malformed tensor can then crash the process).
 
     Returns
     -------
@@ -195,7 +224,8 @@ def sparse_csr_tensor(
         An argument is not a dense tensor.
     ValueError
         A bad size; index dtypes that are not int32/int64 or differ; lengths or batch sizes
-        that do not match; devices that differ.
+        that do not match; devices that differ; row pointers that do not start at 0, end at
+        nnz or that decrease; a column index out of range.
 
     Examples
     --------
@@ -233,7 +263,8 @@ def sparse_csc_tensor(
     """Build a sparse CSC tensor whose gradient flows to ``values`` in O(nnz).
 
     The column-major sibling of :func:`sparse_csr_tensor`: ``ccol_indices`` ``(m + 1,)``
-    or ``(b, m + 1)``, ``row_indices`` and ``values`` ``(nnz,)`` or ``(b, nnz)``.
+    or ``(b, m + 1)``, ``row_indices`` and ``values`` ``(nnz,)`` or ``(b, nnz)``; the
+    indices are checked as there.
 
     Examples
     --------

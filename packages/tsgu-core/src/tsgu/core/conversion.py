@@ -67,6 +67,27 @@ class _CompressedCoo:
         return out.reshape(self.col.shape)
 
 
+def _check_coo_rows(fn: str, coo_indices: torch.Tensor, num_rows: int) -> None:
+    """Every index non-negative and every row index below ``num_rows`` (one host read)."""
+    if coo_indices.shape[1] == 0:
+        return
+    lo, hi = torch.aminmax(coo_indices, dim=1)
+    if bool((lo >= 0).all()) and int(hi[-2]) < num_rows:
+        return
+    names = ("batch", "row", "column")[-coo_indices.shape[0] :]
+    for d, what in enumerate(names):
+        size = num_rows if what == "row" else None
+        row = coo_indices[d]
+        bad = (row < 0) if size is None else (row < 0) | (row >= size)
+        if bool(bad.any()):
+            k = int(torch.nonzero(bad)[0, 0])
+            limit = f"[0, {size})" if size is not None else "non-negative"
+            raise ValueError(
+                f"{fn}: coo_indices[{d}, {k}] = {int(row[k])} is not a valid {what} index "
+                f"(must be {limit}); num_rows={num_rows} must exceed every row index"
+            )
+
+
 def convert_coo_to_csr_indices_values(
     coo_indices: torch.Tensor,
     num_rows: int,
@@ -98,8 +119,10 @@ def convert_coo_to_csr_indices_values(
     TypeError
         ``coo_indices`` or ``values`` is not a dense tensor.
     ValueError
-        Indices that are not ``(2, nnz)``/``(3, nnz)`` int32/int64, values of another
-        length, or a batch whose items have different nnz (batched CSR needs equal nnz).
+        Indices that are not ``(2, nnz)``/``(3, nnz)`` int32/int64, a negative index, a row
+        index not below ``num_rows`` (or ``num_rows`` not a non-negative int), values of
+        another length, or a batch whose items have different nnz (batched CSR needs equal
+        nnz).
 
     Examples
     --------
@@ -117,6 +140,9 @@ def convert_coo_to_csr_indices_values(
             f"{fn}: coo_indices must have shape (2, nnz) or (3, nnz), "
             f"got {tuple(coo_indices.shape)}"
         )
+    if not isinstance(num_rows, int) or isinstance(num_rows, bool) or num_rows < 0:
+        raise ValueError(f"{fn}: num_rows must be a non-negative int, got {num_rows!r}")
+    _check_coo_rows(fn, coo_indices, num_rows)
     nnz = coo_indices.shape[1]
     if values is not None:
         values = check_dense(fn, "values", values, dims=(1,))

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import cast
 
 import torch
 
-from .validation import COO, CSR, check_choice
+from .validation import COO, CSR, check_bools, check_choice, check_device
 
 __all__ = ["sparse_eye"]
 
@@ -42,8 +43,12 @@ def sparse_eye(
 
     Raises
     ------
+    TypeError
+        A size that is neither an int nor a sequence of ints; a ``requires_grad`` that is
+        not a bool; a device that is not a str, int or torch.device.
     ValueError
-        A size that is not square or not 1 to 3 ints, an unsupported layout or dtype.
+        A size that is not square or not 1 to 3 non-negative ints, an unsupported layout
+        or dtype, a string that names no device.
 
     Examples
     --------
@@ -55,36 +60,49 @@ def sparse_eye(
             [0., 0., 1.]], dtype=torch.float64)
     """
     fn = "sparse_eye"
-    shape = (size, size) if isinstance(size, int) else tuple(size)
+    if isinstance(size, int) and not isinstance(size, bool):
+        shape: tuple[object, ...] = (size, size)
+    elif isinstance(size, Sequence | torch.Size) and not isinstance(size, str):
+        shape = tuple(size)
+    else:
+        raise TypeError(
+            f"{fn}: size must be an int n or a tuple (n, n) or (b, n, n) of ints, "
+            f"got {type(size).__name__} {size!r}"
+        )
     if (
         len(shape) not in (2, 3)
-        or not all(isinstance(s, int) and s >= 0 for s in shape)
+        or not all(isinstance(s, int) and not isinstance(s, bool) and s >= 0 for s in shape)
         or shape[-1] != shape[-2]
     ):
-        raise ValueError(f"{fn}: size must be n, (n, n) or (b, n, n), got {size!r}")
+        raise ValueError(
+            f"{fn}: size must be n, (n, n) or (b, n, n) with non-negative ints, got {size!r}"
+        )
+    device = check_device(fn, "device", device)
+    check_bools(fn, requires_grad=requires_grad)
     check_choice(fn, "layout", layout, (COO, CSR))
     check_choice(fn, "values_dtype", values_dtype, (torch.float32, torch.float64))
     check_choice(fn, "indices_dtype", indices_dtype, (torch.int32, torch.int64))
-    b = shape[0] if len(shape) == 3 else 1
-    n = shape[-1]
+    dims = cast(tuple[int, ...], shape)
+    b = dims[0] if len(dims) == 3 else 1
+    n = dims[-1]
     diag = torch.arange(n, device=device, dtype=indices_dtype)
     values = torch.ones(b * n, dtype=values_dtype, device=device)
     if layout == COO:
         rows = diag.repeat(b)
         indices = torch.stack([rows, rows])
-        if len(shape) == 3:
+        if len(dims) == 3:
             batch = torch.arange(b, device=device, dtype=indices_dtype).repeat_interleave(n)
             indices = torch.cat([batch[None], indices])
-        eye = torch.sparse_coo_tensor(indices, values, shape, is_coalesced=True)
+        eye = torch.sparse_coo_tensor(indices, values, dims, is_coalesced=True)
     else:
         crow = torch.arange(n + 1, device=device, dtype=indices_dtype)
-        if len(shape) == 3:
+        if len(dims) == 3:
             eye = torch.sparse_csr_tensor(
                 crow.expand(b, n + 1).contiguous(),
                 diag.expand(b, n).contiguous(),
                 values.reshape(b, n),
-                shape,
+                dims,
             )
         else:
-            eye = torch.sparse_csr_tensor(crow, diag, values, shape)
+            eye = torch.sparse_csr_tensor(crow, diag, values, dims)
     return eye.requires_grad_(requires_grad)

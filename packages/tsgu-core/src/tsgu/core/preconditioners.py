@@ -9,7 +9,8 @@ from __future__ import annotations
 import torch
 
 from ._levels import LevelSchedule, ragged_positions
-from ._pattern import Pattern
+from ._pattern import Pattern, stored_values
+from .solve import is_symmetric
 from .triangular import _solve_kernel
 from .validation import COO, CSR, check_sparse, check_square
 
@@ -19,29 +20,63 @@ __all__ = ["Preconditioner", "block_jacobi", "ic0", "ilu0", "jacobi"]
 class Preconditioner:
     """An approximation of ``A⁻¹`` for ``A`` of shape ``(n, n)`` or ``(b, n, n)``.
 
-    Call it on ``(n,)``, ``(n, k)``, or ``(b, n)``/``(b, n, k)`` for a batched A; the
-    Krylov solvers apply it to their blocks through :meth:`matmat`.
+    Call it on ``(n,)``, ``(n, k)``, or ``(b, n)``/``(b, n, k)`` for a batched A, with A's
+    dtype and device; the Krylov solvers apply it to their blocks through :meth:`matmat`.
     """
 
-    def __init__(self, name: str, shape: tuple[int, ...], apply) -> None:  # type: ignore[no-untyped-def]
+    def __init__(  # type: ignore[no-untyped-def]
+        self,
+        name: str,
+        shape: tuple[int, ...],
+        apply,
+        dtype: torch.dtype = torch.float64,
+        device: torch.device | str = "cpu",
+    ) -> None:
         self.name = name
         self.shape = shape
+        self.dtype = dtype
+        self.device = torch.device(device)
         self._apply = apply
 
     def matmat(self, X: torch.Tensor) -> torch.Tensor:
         """Apply to a block ``(n, k)`` or ``(b, n, k)``."""
+        self._check(X, block=True)
         k = X.shape[-1]
         out: torch.Tensor = self._apply(X.reshape(-1, k))
         return out.reshape(X.shape)
 
+    def _check(self, X: object, block: bool) -> None:
+        fn = f"{self.name} preconditioner"
+        if not isinstance(X, torch.Tensor) or X.layout != torch.strided:
+            got = type(X).__name__ if not isinstance(X, torch.Tensor) else str(X.layout)
+            raise TypeError(f"{fn}: r must be a dense tensor, got {got}")
+        if X.dtype != self.dtype:
+            raise ValueError(
+                f"{fn}: r must have the dtype it was built for ({self.dtype}), got {X.dtype}; "
+                f"build it from A.to({X.dtype})"
+            )
+        if X.device != self.device:
+            raise ValueError(
+                f"{fn}: r must be on the device it was built for ({self.device}), got {X.device}"
+            )
+        n = self.shape[-1]
+        batch = self.shape[:-2]
+        vector_dims, block_dims = len(batch) + 1, len(batch) + 2
+        dims = (block_dims,) if block else (vector_dims, block_dims)
+        rows = X.shape[len(batch)] if X.dim() in dims else None
+        if X.dim() not in dims or rows != n or tuple(X.shape[: len(batch)]) != batch:
+            expected = f"({', '.join(map(str, (*batch, n)))}[, k])"
+            raise ValueError(f"{fn}: r must have shape {expected}, got {tuple(X.shape)}")
+
     def __call__(self, r: torch.Tensor) -> torch.Tensor:
+        self._check(r, block=False)
         vector = r.dim() == len(self.shape) - 1
         X = r.unsqueeze(-1) if vector else r
         out = self.matmat(X)
         return out.squeeze(-1) if vector else out
 
     def __repr__(self) -> str:
-        return f"Preconditioner({self.name}, shape={self.shape})"
+        return f"Preconditioner({self.name}, shape={self.shape}, dtype={self.dtype})"
 
 
 def _pattern_and_values(fn: str, A: object) -> tuple[torch.Tensor, Pattern, torch.Tensor]:
@@ -50,6 +85,13 @@ def _pattern_and_values(fn: str, A: object) -> tuple[torch.Tensor, Pattern, torc
     if A.dtype not in (torch.float32, torch.float64):
         raise ValueError(f"{fn}: A must have dtype float32 or float64, got {A.dtype}")
     A = A.detach()
+    raw = stored_values(A)
+    if raw.numel() and not bool(torch.isfinite(raw).all()):
+        k = int(torch.nonzero(~torch.isfinite(raw.reshape(-1)))[0, 0])
+        raise ValueError(
+            f"{fn}: A must have finite values, got {float(raw.reshape(-1)[k])} at stored "
+            f"value {k}; a NaN or Inf makes the preconditioner NaN"
+        )
     if A.layout == CSR and Pattern.of(A).canonical_form[2] is not None:
         # Unsorted columns or duplicates: the factorizations need canonical rows. (torch's
         # to_sparse_coo() flags such a result coalesced when it is not: rebuild it.)
@@ -84,7 +126,7 @@ def jacobi(A: torch.Tensor) -> Preconditioner:
     TypeError
         ``A`` is not sparse COO/CSR.
     ValueError
-        A non-square A, or a zero or missing diagonal entry.
+        A non-square A, a NaN or Inf value, or a zero or missing diagonal entry.
 
     Examples
     --------
@@ -107,7 +149,7 @@ def jacobi(A: torch.Tensor) -> Preconditioner:
         where = _where(int(zero[0, 0]), A.shape[-1], A.dim() == 3)
         raise ValueError(f"{fn}: A has a zero or missing diagonal entry at {where}")
     inverse = (1.0 / diag).unsqueeze(1)
-    return Preconditioner("jacobi", tuple(A.shape), lambda X: X * inverse)
+    return Preconditioner("jacobi", tuple(A.shape), lambda X: X * inverse, A.dtype, A.device)
 
 
 def block_jacobi(A: torch.Tensor, block_size: int) -> Preconditioner:
@@ -131,7 +173,8 @@ def block_jacobi(A: torch.Tensor, block_size: int) -> Preconditioner:
     TypeError
         ``A`` is not sparse COO/CSR.
     ValueError
-        A non-square A, a ``block_size`` that is not a positive int, or a singular block.
+        A non-square A, a NaN or Inf value, a ``block_size`` that is not a positive int, or
+        a singular block.
 
     Examples
     --------
@@ -149,6 +192,8 @@ def block_jacobi(A: torch.Tensor, block_size: int) -> Preconditioner:
         raise ValueError(f"{fn}: block_size must be a positive int, got {block_size!r}")
     A, pattern, values = _pattern_and_values(fn, A)
     n = A.shape[-1]
+    if n == 0:  # nothing to precondition
+        return Preconditioner("block_jacobi", tuple(A.shape), lambda X: X, A.dtype, A.device)
     bs = min(block_size, n)
     per_matrix = -(-n // bs)
     nblocks = (A.shape[0] if A.dim() == 3 else 1) * per_matrix
@@ -181,7 +226,7 @@ def block_jacobi(A: torch.Tensor, block_size: int) -> Preconditioner:
         out = torch.bmm(inverses, items.reshape(nblocks, bs, k))
         return out.reshape(-1, per_matrix * bs, k)[:, :n].reshape(-1, k)
 
-    return Preconditioner(f"block_jacobi({bs})", tuple(A.shape), apply)
+    return Preconditioner(f"block_jacobi({bs})", tuple(A.shape), apply, A.dtype, A.device)
 
 
 def _ilu0_values(
@@ -201,6 +246,8 @@ def _ilu0_values(
     N, nnz = pattern.nrows, pattern.nnz
     device = values.device
     keys = rows * N + cols
+    if nnz == 0 and N > 0:
+        raise ValueError(f"{fn}: A has no stored diagonal entry at {_where(0, n, batched)}")
     # Position of each row's diagonal and of its first entry right of the diagonal.
     diag_pos = torch.searchsorted(keys, torch.arange(N, device=device) * (N + 1))
     has_diag = keys[diag_pos.clamp(max=nnz - 1)] == torch.arange(N, device=device) * (N + 1)
@@ -261,7 +308,8 @@ def ilu0(A: torch.Tensor) -> Preconditioner:
     TypeError
         ``A`` is not sparse COO/CSR.
     ValueError
-        A non-square A, a diagonal entry that is not stored, or a zero pivot.
+        A non-square A, a NaN or Inf value, a diagonal entry that is not stored, or a zero
+        pivot.
 
     Notes
     -----
@@ -289,7 +337,7 @@ def ilu0(A: torch.Tensor) -> Preconditioner:
         Y = _solve_kernel(pattern, lu, X, upper=False, unitriangular=True, transpose=False)
         return _solve_kernel(pattern, lu, Y, upper=True, unitriangular=False, transpose=False)
 
-    return Preconditioner("ilu0", tuple(A.shape), apply)
+    return Preconditioner("ilu0", tuple(A.shape), apply, A.dtype, A.device)
 
 
 def ic0(A: torch.Tensor) -> Preconditioner:
@@ -311,8 +359,9 @@ def ic0(A: torch.Tensor) -> Preconditioner:
     TypeError
         ``A`` is not sparse COO/CSR.
     ValueError
-        A non-square A, a diagonal entry that is not stored, or a non-positive pivot (IC(0)
-        does not exist for this A: use :func:`jacobi` or :func:`ilu0`).
+        A non-square or nonsymmetric A, a NaN or Inf value, a diagonal entry that is not
+        stored, or a non-positive pivot (IC(0) does not exist for this A: use
+        :func:`jacobi` or :func:`ilu0`).
 
     Notes
     -----
@@ -332,6 +381,11 @@ def ic0(A: torch.Tensor) -> Preconditioner:
     """
     fn = "ic0"
     A, pattern, values = _pattern_and_values(fn, A)
+    if not is_symmetric(A):
+        raise ValueError(
+            f"{fn}: A must be symmetric (IC(0) approximates A ≈ L Lᵀ), got an A that differs "
+            "from its transpose; use ilu0 for a nonsymmetric A"
+        )
     lu = _ilu0_values(fn, pattern, values, A.shape[-1], A.dim() == 3)
     rows, cols = pattern.rows, pattern.cols
     on_diag = rows == cols
@@ -353,4 +407,4 @@ def ic0(A: torch.Tensor) -> Preconditioner:
         Y = _solve_kernel(pattern, factor, X, upper=False, unitriangular=False, transpose=False)
         return _solve_kernel(pattern, factor, Y, upper=False, unitriangular=False, transpose=True)
 
-    return Preconditioner("ic0", tuple(A.shape), apply)
+    return Preconditioner("ic0", tuple(A.shape), apply, A.dtype, A.device)

@@ -11,7 +11,7 @@ from collections.abc import Sequence
 
 import torch
 
-from .validation import COO, CSR, check_choice
+from .validation import COO, CSR, check_choice, check_count, check_device
 
 __all__ = ["make_spd_sparse", "rand_sparse", "rand_sparse_tri"]
 
@@ -23,8 +23,14 @@ def _check_common(
     indices_dtype: torch.dtype,
     values_dtype: torch.dtype,
 ) -> tuple[int, int, int, bool]:
+    if not isinstance(size, Sequence | torch.Size) or isinstance(size, str):
+        raise TypeError(
+            f"{fn}: size must be a tuple (n, m) or (b, n, m) of ints, got {type(size).__name__}"
+        )
     shape = tuple(size)
-    if len(shape) not in (2, 3) or not all(isinstance(s, int) and s >= 0 for s in shape):
+    if len(shape) not in (2, 3) or not all(
+        isinstance(s, int) and not isinstance(s, bool) and s >= 0 for s in shape
+    ):
         raise ValueError(f"{fn}: size must be (n, m) or (b, n, m) non-negative ints, got {size!r}")
     check_choice(fn, "layout", layout, (COO, CSR))
     check_choice(fn, "indices_dtype", indices_dtype, (torch.int32, torch.int64))
@@ -141,6 +147,8 @@ def rand_sparse(
     (torch.Size([2, 50, 40]), torch.Size([2, 100]), torch.int32)
     """
     fn = "rand_sparse"
+    check_count(fn, "nnz", nnz, minimum=None)  # the range check below names the bounds
+    check_device(fn, "device", device)
     b, n, m, _ = _check_common(fn, size, layout, indices_dtype, values_dtype)
     if not 0 <= nnz <= n * m:
         raise ValueError(
@@ -226,6 +234,8 @@ def rand_sparse_tri(
     (True, True)
     """
     fn = "rand_sparse_tri"
+    check_count(fn, "nnz", nnz, minimum=None)  # the range check below names the bounds
+    check_device(fn, "device", device)
     b, n, m, _ = _check_common(fn, size, layout, indices_dtype, values_dtype)
     if n != m:
         raise ValueError(f"{fn}: size must be square, got {tuple(size)}")
@@ -315,8 +325,11 @@ def make_spd_sparse(
     (True, True)
     """
     fn = "make_spd_sparse"
-    if not isinstance(n, int) or n < 1:
+    if isinstance(n, bool) or not isinstance(n, int) or n < 1:
         raise ValueError(f"{fn}: n must be a positive int, got {n!r}")
+    check_device(fn, "device", device)
+    if nz is not None:
+        check_count(fn, "nz", nz, minimum=None)
     check_choice(fn, "layout", layout, (COO, CSR))
     check_choice(fn, "index_dtype", index_dtype, (torch.int32, torch.int64))
     if not value_dtype.is_floating_point:

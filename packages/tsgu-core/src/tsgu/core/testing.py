@@ -11,6 +11,7 @@ Importing this module needs nothing beyond torch; :func:`devices` needs pytest.
 
 from __future__ import annotations
 
+import os
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -25,14 +26,17 @@ from .poisson import poisson_2d, poisson_3d
 __all__ = [
     "BATCH_FORMS",
     "CASES",
+    "CORRUPTIONS",
     "INDEX_DTYPES",
     "LAYOUTS",
     "MatrixCase",
     "assert_error_policy",
     "case",
     "cases",
+    "corrupt",
     "devices",
     "generator",
+    "run_fuzz_module",
     "to_layout",
     "tol",
     "torchsparsegradutils_0_2",
@@ -347,3 +351,170 @@ def case(name: str) -> MatrixCase:
 def cases(*tags: str, exclude: tuple[str, ...] = ()) -> list[MatrixCase]:
     """The cases that carry every tag in ``tags`` and none in ``exclude``."""
     return [c for c in CASES if set(tags) <= c.tags and not set(exclude) & c.tags]
+
+
+# ----------------------------------------------------------- malformed sparse tensors
+# The ways a sparse tensor's index structure can be wrong, for the fuzz tests of every
+# package (torch builds such tensors without complaint when its invariant checks are off).
+CORRUPTIONS = (
+    "index_too_large",  # a column (COO: any) index past its dimension
+    "index_negative",
+    "pointer_start",  # CSR/CSC: the first row pointer is not 0
+    "pointer_end",  # CSR/CSC: the last row pointer is not nnz
+    "pointer_decreasing",  # CSR/CSC: a row pointer smaller than the one before it
+    "false_coalesced",  # COO: flagged coalesced, indices not sorted and unique
+)
+
+
+def corrupt(A: torch.Tensor, kind: str, offset: int = 0, position: int = 0) -> torch.Tensor | None:
+    """A copy of sparse ``A`` (COO, CSR or CSC, 2D or batched) with its indices broken as
+    ``kind`` says (one of :data:`CORRUPTIONS`), built without torch's checks; ``None`` when
+    that corruption cannot apply to A (no entry to break, a layout without pointers).
+
+    ``offset`` (>= 0) moves a bad index further out of range; ``position`` picks the entry.
+    """
+    if A.layout == torch.sparse_coo:
+        indices, values = A._indices().clone(), A._values().clone()
+        nnz = indices.shape[1]
+        if kind in ("index_too_large", "index_negative") and nnz:
+            d, k = position % indices.shape[0], position % nnz
+            indices[d, k] = A.shape[d] + offset if kind == "index_too_large" else -1 - offset
+            return torch.sparse_coo_tensor(indices, values, A.shape, check_invariants=False)
+        if kind == "false_coalesced" and nnz >= 2:
+            order = torch.arange(nnz - 1, -1, -1)  # reversed: not sorted
+            return torch.sparse_coo_tensor(
+                indices[:, order], values[order], A.shape, is_coalesced=True, check_invariants=False
+            )
+        return None
+    build: Callable[..., torch.Tensor]
+    if A.layout == torch.sparse_csr:
+        compressed, plain, build = A.crow_indices(), A.col_indices(), torch.sparse_csr_tensor
+        plain_size = A.shape[-1]
+    elif A.layout == torch.sparse_csc:
+        compressed, plain, build = A.ccol_indices(), A.row_indices(), torch.sparse_csc_tensor
+        plain_size = A.shape[-2]
+    else:
+        return None
+    compressed, plain, values = compressed.clone(), plain.clone(), A.values().clone()
+    nnz = plain.shape[-1]
+    limit = torch.iinfo(plain.dtype).max
+    if kind in ("index_too_large", "index_negative") and nnz:
+        k = position % nnz
+        bad = plain_size + offset if kind == "index_too_large" else -1 - offset
+        plain[..., k] = max(min(bad, limit), -limit)
+    elif kind == "pointer_start" and nnz:
+        compressed[..., 0] = 1 + offset % max(nnz, 1)
+    elif kind == "pointer_end":
+        compressed[..., -1] = nnz + 1 + offset
+    elif kind == "pointer_decreasing" and compressed.shape[-1] >= 3 and nnz:
+        j = 1 + position % (compressed.shape[-1] - 2)
+        compressed[..., j] = compressed[..., j + 1] + 1 + offset % max(nnz, 1)
+    else:
+        return None
+    return build(compressed, plain, values, A.shape, check_invariants=False)
+
+
+def run_fuzz_module(path: str | os.PathLike[str], timeout: float = 600.0) -> None:
+    """Run the ``check_*`` properties of the fuzz module at ``path`` in a child pytest.
+
+    A crash (a segfault, an abort) then fails the calling test with the child's output,
+    faulthandler's traceback included, instead of killing the suite. The hypothesis profile
+    comes from ``TSGU_FUZZ_PROFILE`` (``default`` or ``nightly``). Raises AssertionError
+    when a property fails or the child dies.
+    """
+    import subprocess
+    import sys
+
+    path = os.fspath(path)
+    command = [
+        sys.executable,
+        "-X",
+        "faulthandler",
+        "-m",
+        "pytest",
+        path,
+        "-c",
+        os.devnull,  # the repository's settings (doctests, testpaths) do not apply
+        "--rootdir",
+        os.path.dirname(path),
+        "--import-mode=importlib",
+        "-p",
+        "no:cacheprovider",
+        "-o",
+        "python_files=fuzz_*.py",
+        "-o",
+        "python_functions=check_*",
+        "-q",
+    ]
+    env = {**os.environ, "TSGU_FUZZ_PROFILE": os.environ.get("TSGU_FUZZ_PROFILE", "default")}
+    child = subprocess.run(command, capture_output=True, text=True, timeout=timeout, env=env)
+    if child.returncode != 0:
+        died = f"the child died (signal {-child.returncode})" if child.returncode < 0 else ""
+        raise AssertionError(
+            f"fuzz properties of {os.path.basename(path)} failed {died}\n"
+            f"{child.stdout[-8000:]}\n{child.stderr[-4000:]}"
+        )
+
+
+def fuzz_profile(examples: int) -> None:
+    """Load the hypothesis profile named by ``TSGU_FUZZ_PROFILE``: ``default`` (``examples``
+    per property, derandomized, for the suite) or ``nightly`` (50 times as many, random)."""
+    from hypothesis import HealthCheck, settings
+
+    relaxed = [HealthCheck.too_slow, HealthCheck.filter_too_much]
+    settings.register_profile(
+        "default",
+        max_examples=examples,
+        deadline=None,
+        derandomize=True,
+        suppress_health_check=relaxed,
+    )
+    settings.register_profile(
+        "nightly", max_examples=50 * examples, deadline=None, suppress_health_check=relaxed
+    )
+    settings.load_profile(os.environ.get("TSGU_FUZZ_PROFILE", "default"))
+
+
+def sparse_matrices(
+    *,
+    layouts: tuple[torch.layout, ...] = (torch.sparse_coo, torch.sparse_csr, torch.sparse_csc),
+    batches: tuple[int | None, ...] = (None, 1, 2),
+    sizes: tuple[int, int] = (0, 5),
+    square: bool = False,
+    symmetric: bool = False,
+    dominant: bool = False,
+    lower: bool = False,
+    dtype: torch.dtype = torch.float64,
+) -> Any:
+    """A hypothesis strategy of small valid sparse matrices (or batches sharing a pattern)
+    of every layout, index dtype and shape in ``sizes``, empty ones included.
+
+    ``symmetric`` mirrors the pattern and values; ``dominant`` adds a diagonal that makes the
+    matrix diagonally dominant (solvable); ``lower`` keeps the lower triangle and a unit
+    diagonal (a Cholesky factor). The last three imply a square matrix.
+    """
+    from hypothesis import strategies as st
+
+    square = square or symmetric or dominant or lower
+
+    @st.composite
+    def build(draw: Any) -> torch.Tensor:
+        layout = draw(st.sampled_from(layouts))
+        batch = draw(st.sampled_from(batches))
+        n = draw(st.integers(*sizes))
+        m = n if square else draw(st.integers(*sizes))
+        index_dtype = draw(st.sampled_from(INDEX_DTYPES))
+        density = draw(st.sampled_from([0.0, 0.4, 1.0]))
+        gen = torch.Generator().manual_seed(draw(st.integers(0, 2**16)))
+        mask = torch.rand(n, m, generator=gen) < density  # one pattern for every batch item
+        shape = (batch, n, m) if batch else (n, m)
+        dense = (torch.rand(shape, generator=gen, dtype=dtype) + 0.5) * mask
+        if symmetric:
+            dense = dense + dense.mT
+        if lower:
+            dense = torch.tril(dense, -1) + torch.eye(n, dtype=dtype)
+        elif dominant:
+            dense = dense + (2 * n + 1) * torch.eye(n, dtype=dtype)
+        return to_layout(dense, layout, index_dtype)
+
+    return build()

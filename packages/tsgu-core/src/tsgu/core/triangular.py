@@ -10,6 +10,7 @@ from ._kernel_paths import KernelChoice
 from ._levels import LevelSchedule
 from ._linear_solve import LinearSolver, check_solve_operands, linear_solve
 from ._pattern import Pattern, stored_values
+from .validation import check_bools
 
 __all__ = ["TRIANGULAR_PATHS", "sparse_triangular_solve"]
 
@@ -191,6 +192,7 @@ def sparse_triangular_solve(
     tensor([-0.3750, -0.2500, -0.5000])
     """
     fn = "sparse_triangular_solve"
+    check_bools(fn, upper=upper, unitriangular=unitriangular, transpose=transpose)
     A, B = check_solve_operands(fn, A, B, b_dims={2: (1, 2, 3), 3: (3,)})
     pattern = Pattern.of(A)
     if not unitriangular:

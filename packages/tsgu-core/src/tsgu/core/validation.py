@@ -1,7 +1,7 @@
 """Input checks shared by every tsgu package.
 
 Each check raises before any work is done, with a message of the form
-``"<function>: <argument> must be <expected>, got <actual>[; <fix>]"``.
+``"<function>: <argument> must be <expected>, got <actual>; <fix>"``.
 Wrong types and layouts raise :class:`TypeError`; shapes, dims, dtypes and
 devices that do not fit raise :class:`ValueError`. The satellites' own ``_validate``
 modules build on these, so that every tsgu error reads the same way.
@@ -18,9 +18,13 @@ TypeError: my_op: A must be a sparse COO or CSR tensor, got layout dense (stride
 
 from __future__ import annotations
 
+import math
+import numbers
 from collections.abc import Sequence
 
 import torch
+
+from ._structure import check_structure, forget
 
 __all__ = [
     "COO",
@@ -28,16 +32,23 @@ __all__ = [
     "CSR",
     "FLOAT_DTYPES",
     "INDEX_DTYPES",
+    "check_bools",
     "check_choice",
+    "check_count",
     "check_dense",
+    "check_device",
     "check_float_dtype",
     "check_index_dtype",
+    "check_maxiter",
     "check_operand",
     "check_same_device",
     "check_same_dtype",
     "check_sparse",
+    "check_sparse_structure",
     "check_square",
     "check_tensor",
+    "check_tolerance",
+    "forget_structure",
     "layout_name",
 ]
 
@@ -71,7 +82,10 @@ def _names(layouts: Sequence[torch.layout]) -> str:
 def check_tensor(fn: str, name: str, value: object) -> torch.Tensor:
     """``value`` must be a torch.Tensor (TypeError otherwise)."""
     if not isinstance(value, torch.Tensor):
-        raise TypeError(f"{fn}: {name} must be a torch.Tensor, got {type(value).__name__}")
+        raise TypeError(
+            f"{fn}: {name} must be a torch.Tensor, got {type(value).__name__}; "
+            f"convert it with torch.as_tensor({name})"
+        )
     return value
 
 
@@ -82,7 +96,8 @@ def check_sparse(
     layouts: Sequence[torch.layout] = (COO, CSR),
     dims: Sequence[int] = (2, 3),
 ) -> torch.Tensor:
-    """``value`` must be a sparse tensor of one of ``layouts`` with ``dims`` sparse dimensions.
+    """``value`` must be a sparse tensor of one of ``layouts`` with ``dims`` sparse dimensions,
+    with a valid index structure (:func:`check_sparse_structure`).
 
     Hybrid tensors (with dense dimensions) are rejected: every tsgu operation works on
     matrices whose stored values are scalars.
@@ -101,14 +116,49 @@ def check_sparse(
     if t.dense_dim() != 0:
         raise ValueError(
             f"{fn}: {name} must have scalar values (no dense dimensions), "
-            f"got a hybrid tensor with {t.dense_dim()} dense dimension(s)"
+            f"got a hybrid tensor with {t.dense_dim()} dense dimension(s); build it with "
+            "scalar values (one sparse tensor per dense slice)"
         )
     if t.dim() not in dims:
         raise ValueError(
             f"{fn}: {name} must have {' or '.join(map(str, dims))} dimensions, "
-            f"got shape {tuple(t.shape)}"
+            f"got shape {tuple(t.shape)}; reshape it"
         )
+    check_structure(fn, name, t)
     return t
+
+
+def check_sparse_structure(fn: str, name: str, A: torch.Tensor) -> None:
+    """The index structure of sparse ``A`` must be valid, or a ValueError names what is wrong.
+
+    COO: every index within its dimension, and sorted and unique when A is flagged coalesced.
+    CSR (CSC): row (column) pointers that start at 0, never decrease and end at each
+    matrix's nnz; column (row) indices within range. O(nnz) vectorised work and one host
+    read, done once per tensor: the verdict is cached on the tensor object (see
+    :func:`forget_structure`), so a training loop or a solver's iterations pay it once.
+
+    Examples
+    --------
+    >>> import torch
+    >>> from tsgu.core.validation import check_sparse_structure
+    >>> crow, col = torch.tensor([0, 1, 2]), torch.tensor([0, 7])
+    >>> A = torch.sparse_csr_tensor(crow, col, torch.ones(2), (2, 3), check_invariants=False)
+    >>> check_sparse_structure("my_op", "A", A)
+    Traceback (most recent call last):
+        ...
+    ValueError: my_op: A: col_indices[1] = 7 is out of range for 3 columns (...)
+    """
+    check_structure(fn, name, A)
+
+
+def forget_structure(A: torch.Tensor) -> None:
+    """Drop the cached structure verdict of ``A`` (its next use checks its indices again).
+
+    Needed only after editing in place an index tensor that was handed to torch's own
+    constructor: it shares A's memory but not A's version counter, so the edit goes unseen.
+    Edits through ``A``'s own index tensors (``A.col_indices()[...] = ...``) are seen.
+    """
+    forget(A)
 
 
 def check_dense(fn: str, name: str, value: object, dims: Sequence[int]) -> torch.Tensor:
@@ -122,7 +172,7 @@ def check_dense(fn: str, name: str, value: object, dims: Sequence[int]) -> torch
     if t.dim() not in dims:
         raise ValueError(
             f"{fn}: {name} must have {' or '.join(map(str, dims))} dimensions, "
-            f"got shape {tuple(t.shape)}"
+            f"got shape {tuple(t.shape)}; reshape it"
         )
     return t
 
@@ -130,13 +180,19 @@ def check_dense(fn: str, name: str, value: object, dims: Sequence[int]) -> torch
 def check_float_dtype(fn: str, name: str, t: torch.Tensor) -> None:
     """``t`` must hold float32 or float64 values."""
     if t.dtype not in FLOAT_DTYPES:
-        raise ValueError(f"{fn}: {name} must have dtype float32 or float64, got {t.dtype}")
+        raise ValueError(
+            f"{fn}: {name} must have dtype float32 or float64, got {t.dtype}; "
+            f"cast it with {name}.to(torch.float64)"
+        )
 
 
 def check_index_dtype(fn: str, name: str, t: torch.Tensor) -> None:
     """``t`` must hold int32 or int64 indices."""
     if t.dtype not in INDEX_DTYPES:
-        raise ValueError(f"{fn}: {name} must have dtype int32 or int64, got {t.dtype}")
+        raise ValueError(
+            f"{fn}: {name} must have dtype int32 or int64, got {t.dtype}; "
+            f"cast it with {name}.to(torch.int64)"
+        )
 
 
 def check_same_dtype(fn: str, names: tuple[str, str], a: torch.Tensor, b: torch.Tensor) -> None:
@@ -153,21 +209,100 @@ def check_same_device(fn: str, names: tuple[str, str], a: torch.Tensor, b: torch
     if a.device != b.device:
         raise ValueError(
             f"{fn}: {names[0]} and {names[1]} must be on the same device, "
-            f"got {a.device} and {b.device}"
+            f"got {a.device} and {b.device}; move one with .to({str(a.device)!r})"
         )
 
 
 def check_square(fn: str, name: str, t: torch.Tensor) -> None:
     """The last two dimensions of ``t`` must be equal."""
     if t.shape[-1] != t.shape[-2]:
-        raise ValueError(f"{fn}: {name} must be square, got shape {tuple(t.shape)}")
+        raise ValueError(
+            f"{fn}: {name} must be square, got shape {tuple(t.shape)}; a solve needs a square "
+            "matrix (sparse_generic_lstsq solves a tall one)"
+        )
 
 
 def check_choice(fn: str, name: str, value: object, choices: Sequence[object]) -> None:
     """``value`` must be one of ``choices``."""
     if value not in choices:
         options = ", ".join(repr(c) for c in choices)
-        raise ValueError(f"{fn}: {name} must be one of {options}, got {value!r}")
+        raise ValueError(f"{fn}: {name} must be one of {options}, got {value!r}; pick one of those")
+
+
+def check_bools(fn: str, **flags: object) -> None:
+    """Each keyword's value must be a bool (``upper="yes"`` is a TypeError, not a truthy str)."""
+    for name, value in flags.items():
+        if not isinstance(value, bool):
+            raise TypeError(f"{fn}: {name} must be True or False, got {value!r}; pass a bool")
+
+
+def check_count(fn: str, name: str, value: object, minimum: int | None = 0) -> int:
+    """An int (not a bool, not a float such as 3.5) of at least ``minimum`` (None: any)."""
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise TypeError(
+            f"{fn}: {name} must be an int, got {type(value).__name__} {value!r}; pass int({name})"
+        )
+    if minimum is not None and value < minimum:
+        raise ValueError(f"{fn}: {name} must be at least {minimum}, got {value}; pass a larger one")
+    return value
+
+
+def check_maxiter(fn: str, value: object, minimum: int = 0) -> int | None:
+    """``maxiter``: None (the solver's default) or an int of at least ``minimum``."""
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+        raise TypeError(
+            f"{fn}: maxiter must be an int or None, got {type(value).__name__}; pass an int, "
+            "or None for the default"
+        )
+    if value < minimum:
+        kind = (
+            "a positive"
+            if minimum == 1
+            else f"an int >= {minimum}"
+            if minimum
+            else "a non-negative"
+        )
+        raise ValueError(
+            f"{fn}: maxiter must be {kind} int or None, got {value}; pass None for the default"
+        )
+    return int(value)
+
+
+def check_device(fn: str, name: str, value: object) -> torch.device:
+    """Anything :class:`torch.device` takes (a str, an int or a device) naming a device."""
+    if isinstance(value, bool) or not isinstance(value, str | int | torch.device):
+        raise TypeError(
+            f"{fn}: {name} must be a str, int or torch.device, got {type(value).__name__}; "
+            "pass e.g. 'cpu' or 'cuda:0'"
+        )
+    try:
+        return torch.device(value)
+    except (RuntimeError, ValueError) as err:
+        raise ValueError(
+            f"{fn}: {name} must name a torch device (e.g. 'cpu' or 'cuda:0'), got {value!r}; "
+            "pass one of those"
+        ) from err
+
+
+def check_tolerance(fn: str, name: str, value: object) -> float:
+    """A tolerance (``rtol``, ``tol``, ``atol``...): a real, non-negative number.
+
+    NaN, a negative number, a string or a bool is an error: the one policy of every tsgu
+    solver.
+    """
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise TypeError(
+            f"{fn}: {name} must be a real number, got {type(value).__name__} {value!r}; "
+            "pass a float"
+        )
+    tol = float(value)
+    if math.isnan(tol) or tol < 0:
+        raise ValueError(
+            f"{fn}: {name} must be a non-negative number, got {value!r}; pass a float >= 0"
+        )
+    return tol
 
 
 def check_operand(fn: str, A: torch.Tensor, B: torch.Tensor, rows: int) -> None:
@@ -180,11 +315,12 @@ def check_operand(fn: str, A: torch.Tensor, B: torch.Tensor, rows: int) -> None:
     if B.shape[axis] != rows:
         raise ValueError(
             f"{fn}: B must have {rows} rows to match A of shape {tuple(A.shape)}, "
-            f"got shape {tuple(B.shape)}"
+            f"got shape {tuple(B.shape)}; pass a B with {rows} rows"
         )
     if A.dim() == 3 and B.shape[0] != A.shape[0]:
         raise ValueError(
-            f"{fn}: batch sizes must match, got {A.shape[0]} for A and {B.shape[0]} for B"
+            f"{fn}: batch sizes must match, got {A.shape[0]} for A and {B.shape[0]} for B; "
+            "pass one B per matrix of A"
         )
     check_float_dtype(fn, "A", A)
     check_same_dtype(fn, ("A", "B"), A, B)

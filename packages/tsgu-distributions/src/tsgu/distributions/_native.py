@@ -14,7 +14,14 @@ import tsgu.core as tc
 from tsgu.core.validation import CSR
 
 from ._factor import SparseFactor
-from ._validate import check_factor, check_factor_values, check_real, check_value, check_vector
+from ._validate import (
+    check_factor,
+    check_factor_values,
+    check_real,
+    check_sample_shape,
+    check_value,
+    check_vector,
+)
 from .constraints import sparse_lower_cholesky
 
 __all__ = ["SparseMultivariateNormalNative"]
@@ -152,7 +159,9 @@ class SparseMultivariateNormalNative(Distribution):
 
     def rsample(self, sample_shape: Any = ()) -> torch.Tensor:
         """Reparameterised samples ``(*sample_shape, n)`` by one ``torch.sparse.mm``."""
-        shape = self._extended_shape(torch.Size(sample_shape))
+        shape = self._extended_shape(
+            check_sample_shape("SparseMultivariateNormalNative.rsample", sample_shape)
+        )
         n = self.loc.shape[0]
         eps = _standard_normal(shape, dtype=self.loc.dtype, device=self.loc.device)
         y = torch.sparse.mm(self._scale_tril, eps.reshape(-1, n).mT).mT.reshape(shape)

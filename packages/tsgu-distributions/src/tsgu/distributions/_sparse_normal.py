@@ -20,6 +20,7 @@ from ._validate import (
     check_factor_values,
     check_positive,
     check_real,
+    check_sample_shape,
     check_value,
     check_vector,
 )
@@ -320,7 +321,9 @@ class SparseMultivariateNormal(Distribution):
     def rsample(self, sample_shape: Any = ()) -> torch.Tensor:
         """Reparameterised samples ``(*sample_shape, *batch, n)``, differentiable in every
         parameter (the factor's gradient is sparse)."""
-        shape = self._extended_shape(torch.Size(sample_shape))
+        shape = self._extended_shape(
+            check_sample_shape("SparseMultivariateNormal.rsample", sample_shape)
+        )
         eps = _standard_normal(shape, dtype=self.loc.dtype, device=self.loc.device)
         values = self._factor.values()
         L = self._factor.matrix(values)

@@ -28,6 +28,26 @@ from ._factor import Coordinates
 from .constraints import sparse_lower_cholesky, sparse_strictly_lower
 
 
+def check_sample_shape(fn: str, sample_shape: object) -> torch.Size:
+    """A sample shape: a torch.Size or a sequence of non-negative ints (``(-1,)`` and
+    ``(2.5,)`` are errors here, not deep inside torch)."""
+    if isinstance(sample_shape, torch.Size):
+        shape: tuple[object, ...] = tuple(sample_shape)
+    elif isinstance(sample_shape, Sequence) and not isinstance(sample_shape, str):
+        shape = tuple(sample_shape)
+    else:
+        raise TypeError(
+            f"{fn}: sample_shape must be a tuple of ints or a torch.Size, "
+            f"got {type(sample_shape).__name__}"
+        )
+    if not all(isinstance(s, int) and not isinstance(s, bool) and s >= 0 for s in shape):
+        raise ValueError(
+            f"{fn}: sample_shape must hold non-negative ints, got {sample_shape!r}; "
+            "e.g. (100,) for 100 samples"
+        )
+    return torch.Size(shape)  # type: ignore[arg-type]
+
+
 def check_vector(
     fn: str, name: str, value: object, what: str = "(*batch, n)", min_dim: int = 1
 ) -> torch.Tensor:

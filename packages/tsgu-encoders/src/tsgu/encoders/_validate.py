@@ -123,6 +123,11 @@ def check_values(
             f"(B, {', '.join(map(str, expected))}), got {tuple(t.shape)}; "
             f"N_offsets = len(encoder.offsets) = {expected[0]}"
         )
+    if t.dim() == ndim + 1 and t.shape[0] == 0:
+        raise ValueError(
+            f"{fn}: values must have a batch of at least one item, got shape {tuple(t.shape)}; "
+            "a batch of none makes no sparse tensor (torch's batched layouts need b >= 1)"
+        )
     check_float_dtype(fn, "values", t)
     if t.device != device:
         raise ValueError(

@@ -9,11 +9,23 @@ import torch
 from jax.experimental import sparse as jsparse
 
 from tsgu.core.extend import INT32_MAX
-from tsgu.core.validation import layout_name
+from tsgu.core.validation import (
+    check_maxiter,
+    check_sparse_structure,
+    check_tolerance,
+    layout_name,
+)
 
 from ._x64 import X64_FIX, x64_enabled
 
-__all__ = ["check_jax_array", "check_jax_sparse", "index_dtype_for", "jax_kind"]
+__all__ = [
+    "check_jax_array",
+    "check_jax_sparse",
+    "check_solver_options",
+    "checked_torch_sparse",
+    "index_dtype_for",
+    "jax_kind",
+]
 
 
 def jax_kind(value: object) -> str:
@@ -69,3 +81,19 @@ def index_dtype_for(fn: str, name: str, *extents: int) -> torch.dtype:
         f"{fn}: {name} needs 64-bit indices (an extent of {max(extents)} exceeds int32), "
         f"which JAX holds only in 64-bit mode; {X64_FIX.split(', or cast')[0]}"
     )
+
+
+def check_solver_options(fn: str, kwargs: dict[str, Any]) -> None:
+    """Tolerances non-negative real numbers (NaN is an error), ``maxiter`` a non-negative
+    int: the policy of tsgu.core's solvers, before JAX sees them."""
+    for name in ("tol", "rtol", "atol"):
+        if kwargs.get(name) is not None:
+            check_tolerance(fn, name, kwargs[name])
+    check_maxiter(fn, kwargs.get("maxiter"))
+
+
+def checked_torch_sparse(fn: str, name: str, A: torch.Tensor) -> torch.Tensor:
+    """A torch sparse tensor made from a JAX matrix's buffers, its index structure checked
+    (JAX does not check BCOO/BCSR indices; torch's kernels would read out of bounds)."""
+    check_sparse_structure(fn, name, A)
+    return A

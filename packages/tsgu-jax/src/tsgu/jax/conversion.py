@@ -14,7 +14,7 @@ from jax.experimental import sparse as jsparse
 
 from tsgu.core.validation import COO, CSR, check_dense, check_sparse
 
-from ._validate import check_jax_array, check_jax_sparse, index_dtype_for
+from ._validate import check_jax_array, check_jax_sparse, checked_torch_sparse, index_dtype_for
 from ._x64 import require_x64_for, x64_enabled
 
 __all__ = ["j2t", "j2t_coo", "j2t_csr", "t2j", "t2j_coo", "t2j_csr"]
@@ -220,7 +220,9 @@ def j2t_csr(M: jsparse.BCSR) -> torch.Tensor:
         col, data = col[..., :count], data[..., :count]
     if col.dtype != crow.dtype:
         col = col.to(crow.dtype)
-    return torch.sparse_csr_tensor(crow, col, data, tuple(M.shape))
+    return checked_torch_sparse(
+        fn, "M", torch.sparse_csr_tensor(crow, col, data, tuple(M.shape), check_invariants=False)
+    )
 
 
 def t2j_coo(A: torch.Tensor) -> jsparse.BCOO:
@@ -323,6 +325,10 @@ def j2t_coo(M: jsparse.BCOO) -> torch.Tensor:
     if not bool(inside.all()):
         indices, values = indices[:, inside], values[inside]
     coalesced = bool(M.indices_sorted and M.unique_indices)
-    return torch.sparse_coo_tensor(
-        indices.to(torch.int64), values, tuple(M.shape), is_coalesced=coalesced
+    return checked_torch_sparse(
+        fn,
+        "M",
+        torch.sparse_coo_tensor(
+            indices.to(torch.int64), values, tuple(M.shape), is_coalesced=coalesced
+        ),
     )

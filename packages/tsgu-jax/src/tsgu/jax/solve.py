@@ -11,6 +11,7 @@ from tsgu.core.extend import LinearSolver, check_solve_operands, linear_solve
 
 from ._compiled import Plan, make_plan
 from ._operator import SparseMatvec, operator_of
+from ._validate import check_solver_options
 from ._x64 import require_x64_for
 
 __all__ = ["sparse_solve_j4t"]
@@ -133,5 +134,6 @@ def sparse_solve_j4t(
     """
     A, B = check_solve_operands(_FN, A, B, a_dims=(2,), b_dims={2: (1, 2)})
     require_x64_for(_FN, "A", A.dtype)
+    check_solver_options(_FN, kwargs)
     plan = make_plan(_FN, solve, transpose_solve, kwargs, B)
     return linear_solve(A, B, _J4TSolver(A, plan, vector=B.dim() == 1), fn=_FN)

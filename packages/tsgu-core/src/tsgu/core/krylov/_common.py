@@ -15,8 +15,10 @@ from typing import Any, TypeAlias
 
 import torch
 
-from .._pattern import Pattern, _matmul_kernel
-from ..validation import COO, CSR, layout_name
+from .._linear_solve import check_tol_or_rtol
+from .._pattern import Pattern, _matmul_kernel, stored_values
+from .._structure import check_structure
+from ..validation import COO, CSR, check_maxiter, check_tolerance, layout_name
 
 __all__ = ["ConvergenceWarning", "SolveInfo"]
 
@@ -34,12 +36,15 @@ class SolveInfo:
     Attributes
     ----------
     converged : bool
-        Every column reached ``max(rtol * ||b||, atol)``.
+        Every column's *true* residual ``||b - A x||``, measured once after the
+        iterations, reached ``max(rtol * ||b||, atol)`` (LSMR: SciPy's tests, on the true
+        residual), and x is finite. The recurrence alone never decides it: on a singular
+        or zero A it can reach zero while x solves nothing.
     iterations : int
         Iterations run (for GMRES: inner iterations over all restart cycles).
     residual_norm : torch.Tensor
-        Final residual norm per column: a scalar for a vector right-hand side, ``(k,)`` or
-        ``(b, k)`` otherwise. The solver's recurrence value (for LSMR: ``||Aᵀ r||``).
+        The true residual norm ``||b - A x||`` per column: a scalar for a vector
+        right-hand side, ``(k,)`` or ``(b, k)`` otherwise.
     reason : str
         ``"converged"``, ``"maxiter"`` or a description of a breakdown.
     """
@@ -58,19 +63,22 @@ class LinearOperator:
         fn: str,
         A: Operator,
         rmatvec: Callable[[torch.Tensor], torch.Tensor] | None = None,
+        name: str = "A",
     ) -> None:
+        self._fn, self._name = fn, name
         self._rmatvec_user = rmatvec
         self.rhs: RightHandSide | None = None  # set by RightHandSide: a callable needs b's shape
         if isinstance(A, torch.Tensor):
             if A.layout in (COO, CSR):
                 if A.dense_dim() != 0 or A.dim() not in (2, 3):
                     raise ValueError(
-                        f"{fn}: A must be a 2D or batched 3D sparse matrix with scalar values, "
-                        f"got shape {tuple(A.shape)}"
+                        f"{fn}: {name} must be a 2D or batched 3D sparse matrix with scalar "
+                        f"values, got shape {tuple(A.shape)}"
                     )
+                check_structure(fn, name, A)
                 self._pattern: Pattern | None = Pattern.of(A)
-                raw = A._values() if A.layout == COO else A.values()
-                self._values = raw.detach().reshape(-1)
+                self._values = stored_values(A).detach().reshape(-1)
+                check_finite(fn, name, self._values, "stored value")
             elif A.layout == torch.strided:
                 if A.dim() not in (2, 3):
                     raise ValueError(
@@ -78,6 +86,8 @@ class LinearOperator:
                     )
                 self._pattern = None
                 self._dense = A.detach()
+                if A.is_floating_point():
+                    check_finite(fn, name, self._dense, "entry")
             else:
                 raise TypeError(
                     f"{fn}: A must be a sparse COO/CSR tensor, a dense tensor or a callable, "
@@ -113,7 +123,14 @@ class LinearOperator:
         """``A @ X`` for a canonical block X."""
         if self._callable is not None:
             assert self.rhs is not None
-            return self.rhs.canonical(self._callable(self.rhs.user(X)))
+            out = self._callable(self.rhs.user(X))
+            if not isinstance(out, torch.Tensor) or tuple(out.shape) != self.rhs.user_shape:
+                got = tuple(out.shape) if isinstance(out, torch.Tensor) else type(out).__name__
+                raise ValueError(
+                    f"{self._fn}: {self._name}(x) must return a tensor shaped like b "
+                    f"{self.rhs.user_shape}, got {got}"
+                )
+            return self.rhs.canonical(out)
         if self._pattern is not None:
             return self._sparse(self._pattern, X)
         return self._dense @ X
@@ -188,30 +205,90 @@ def dot(X: torch.Tensor, Y: torch.Tensor) -> torch.Tensor:
 
 
 def as_preconditioner(
-    fn: str, M: Operator | None, rhs: RightHandSide
+    fn: str, M: Operator | None, rhs: RightHandSide, op: LinearOperator | None = None
 ) -> Callable[[torch.Tensor], torch.Tensor]:
-    """``M`` (approximating A⁻¹: a tensor, sparse or dense, or a callable) on canonical blocks."""
+    """``M`` (approximating A⁻¹: a tensor, sparse or dense, or a callable) on canonical blocks.
+
+    A tensor or a tsgu preconditioner must fit the system (A's shape, b's dtype and device);
+    a callable must return its input's shape.
+    """
     if M is None:
         return lambda X: X
+    B = rhs.block
+    shape = getattr(M, "shape", None)
+    if isinstance(shape, tuple | torch.Size) and (
+        isinstance(M, torch.Tensor) or hasattr(M, "matmat")
+    ):
+        expected = tuple(op.shape) if op is not None and op.shape else None
+        if expected is not None and len(expected) == 2 and expected[0] != expected[1]:
+            expected = None
+        if expected is None:  # a callable A: M must be (n, n), or (b, n, n) for a batch
+            n = rhs.n
+            expected = (
+                (n, n) if B.dim() == 2 or op is None or not op.batched else (B.shape[0], n, n)
+            )
+            if len(tuple(shape)) == 3 and B.dim() == 3:
+                expected = (B.shape[0], n, n)
+        if tuple(shape) != expected:
+            raise ValueError(f"{fn}: M must have A's shape {expected}, got shape {tuple(shape)}")
+        dtype = getattr(M, "dtype", None)
+        if dtype is not None and dtype != B.dtype:
+            raise ValueError(
+                f"{fn}: M must have the dtype of b ({B.dtype}), got {dtype}; build M from "
+                f"A.to({B.dtype})"
+            )
+        device = getattr(M, "device", None)
+        if device is not None and torch.device(device) != B.device:
+            raise ValueError(f"{fn}: M must be on b's device ({B.device}), got {device}")
     matmat = getattr(M, "matmat", None)  # tsgu.core's preconditioners act on blocks
     if callable(matmat):
         return matmat
     if isinstance(M, torch.Tensor):
-        op = LinearOperator(fn, M)
-        op.rhs = rhs
-        return op.matvec
+        if M.layout not in (COO, CSR, torch.strided):
+            raise TypeError(
+                f"{fn}: M must be a sparse COO/CSR or dense tensor or a callable, got layout "
+                f"{layout_name(M.layout)}"
+            )
+        pre = LinearOperator(fn, M, name="M")
+        pre.rhs = rhs
+        return pre.matvec
     if callable(M):
-        return lambda X: rhs.canonical(M(rhs.user(X)))
+
+        def apply(X: torch.Tensor) -> torch.Tensor:
+            out = M(rhs.user(X))
+            if not isinstance(out, torch.Tensor) or out.shape != rhs.user(X).shape:
+                got = tuple(out.shape) if isinstance(out, torch.Tensor) else type(out).__name__
+                raise ValueError(
+                    f"{fn}: M(r) must return a tensor shaped like r {tuple(rhs.user(X).shape)}, "
+                    f"got {got}"
+                )
+            return rhs.canonical(out)
+
+        return apply
     raise TypeError(f"{fn}: M must be a tensor or a callable, got {type(M).__name__}")
 
 
-def resolve_rtol(fn: str, rtol: float, tol: float | None) -> float:
-    """``tol`` is the pre-1.12 SciPy (and torchsparsegradutils 0.2 README) name of ``rtol``."""
+DEFAULT_RTOL = 1e-5  # SciPy's
+
+
+def resolve_rtol(fn: str, rtol: float | None, tol: float | None) -> float:
+    """``tol`` is the pre-1.12 SciPy (and torchsparsegradutils 0.2 README) name of ``rtol``:
+    give one of them (default 1e-5)."""
+    check_tol_or_rtol(fn, {"tol": tol, "rtol": rtol})
     if tol is not None:
-        return tol
-    if rtol < 0:
-        raise ValueError(f"{fn}: rtol must be non-negative, got {rtol}")
-    return rtol
+        return check_tolerance(fn, "tol", tol)
+    return check_tolerance(fn, "rtol", DEFAULT_RTOL if rtol is None else rtol)
+
+
+def check_finite(fn: str, name: str, t: torch.Tensor, what: str = "entry") -> None:
+    """Every entry of ``t`` finite: a NaN or Inf in a system leaves nothing to solve."""
+    if t.numel() == 0 or bool(torch.isfinite(t).all()):
+        return
+    k = int(torch.nonzero(~torch.isfinite(t.reshape(-1)))[0, 0])
+    raise ValueError(
+        f"{fn}: {name} must be finite, got {float(t.reshape(-1)[k])} at {what} {k} "
+        "(flat index); a NaN or Inf leaves no solution to find"
+    )
 
 
 def check_system(
@@ -243,23 +320,38 @@ def check_system(
             raise ValueError(
                 f"{fn}: A and b must be on the same device, got {op.device} and {rhs.block.device}"
             )
+    check_finite(fn, "b", rhs.block)
     if x0 is not None:
         if not isinstance(x0, torch.Tensor):
             raise TypeError(f"{fn}: x0 must be a torch.Tensor, got {type(x0).__name__}")
+        if x0.layout != torch.strided:
+            raise TypeError(
+                f"{fn}: x0 must be a dense (strided) tensor, got layout {layout_name(x0.layout)}; "
+                "convert with x0.to_dense()"
+            )
         expected = list(rhs.user_shape)
         if op.shape:  # x has A's column count in place of b's row count
             expected[-1 if rhs.vector else -2] = op.shape[-1]
         if tuple(x0.shape) != tuple(expected):
             raise ValueError(f"{fn}: x0 must have shape {tuple(expected)}, got {tuple(x0.shape)}")
+        if x0.dtype != rhs.block.dtype:
+            raise ValueError(
+                f"{fn}: x0 must have the dtype of b ({rhs.block.dtype}), got {x0.dtype}; "
+                f"cast it with x0.to({rhs.block.dtype})"
+            )
+        if x0.device != rhs.block.device:
+            raise ValueError(
+                f"{fn}: x0 must be on b's device ({rhs.block.device}), got {x0.device}"
+            )
+        check_finite(fn, "x0", x0)
 
 
-def default_maxiter(maxiter: int | None, n: int, default: Callable[[int], int]) -> int:
+def default_maxiter(
+    maxiter: int | None, n: int, default: Callable[[int], int], fn: str = "solver"
+) -> int:
     """``default(n)`` unless given (SciPy's defaults: cg and bicgstab 10n, minres 5n)."""
-    if maxiter is None:
-        return max(default(n), 1)
-    if maxiter < 0:
-        raise ValueError(f"maxiter must be non-negative, got {maxiter}")
-    return maxiter
+    checked = check_maxiter(fn, maxiter)
+    return max(default(max(n, 1)), 1) if checked is None else checked
 
 
 @dataclass
@@ -270,6 +362,7 @@ class Start:
     rhs: RightHandSide
     precond: Callable[[torch.Tensor], torch.Tensor]
     rtol: float
+    atol: float
     maxiter: int
     X: torch.Tensor  # x0 (zeros by default) as a canonical block
     R: torch.Tensor  # b - A x0
@@ -282,7 +375,7 @@ def start(
     b: torch.Tensor,
     x0: torch.Tensor | None,
     *,
-    rtol: float,
+    rtol: float | None,
     atol: float,
     tol: float | None,
     maxiter: int | None,
@@ -290,17 +383,23 @@ def start(
     M: Operator | None,
 ) -> Start:
     """Check a square system (before any work) and set up the first iterate."""
+    rtol = resolve_rtol(fn, rtol, tol)
+    atol = check_tolerance(fn, "atol", atol)
     op = LinearOperator(fn, A)
     rhs = RightHandSide(fn, b, op)
     check_system(fn, op, rhs, x0)
-    rtol = resolve_rtol(fn, rtol, tol)
-    maxiter = default_maxiter(maxiter, rhs.n, default_maxiter_of_n)
-    precond = as_preconditioner(fn, M, rhs)
+    maxiter = default_maxiter(maxiter, rhs.n, default_maxiter_of_n, fn)
+    precond = as_preconditioner(fn, M, rhs, op)
     B = rhs.block
     X = torch.zeros_like(B) if x0 is None else rhs.canonical(x0.detach()).clone()
     R = B - op.matvec(X) if x0 is not None else B.clone()
     threshold = torch.clamp(rtol * rhs.norms(B), min=atol)
-    return Start(op, rhs, precond, rtol, maxiter, X, R, threshold)
+    return Start(op, rhs, precond, rtol, atol, maxiter, X, R, threshold)
+
+
+def true_residual(op: LinearOperator, rhs: RightHandSide, X: torch.Tensor) -> torch.Tensor:
+    """``b - A x`` for the returned x: one matvec after the iterations."""
+    return rhs.block - op.matvec(X)
 
 
 def finish(
@@ -313,7 +412,10 @@ def finish(
     reason: str,
     return_info: bool,
 ) -> Any:
-    """Return x (and the SolveInfo); warn with the numbers when it did not converge."""
+    """Return x (and the SolveInfo); warn with the numbers when it did not converge.
+
+    ``converged`` and ``residual`` are the verdict and true residual of :func:`verdict`.
+    """
     all_converged = bool(converged.all())
     if all_converged:
         reason = "converged"
@@ -322,7 +424,7 @@ def finish(
         worst = float(residual.max()) if residual.numel() else float("nan")
         warnings.warn(
             f"{fn} did not converge: {reason} after {iterations} iterations, "
-            f"largest residual norm {worst:.3e} "
+            f"largest true residual norm ||b - A x|| {worst:.3e} "
             f"({int((~converged).sum())} of {converged.numel()} columns unconverged)",
             ConvergenceWarning,
             stacklevel=3,  # the caller of the solver
@@ -331,3 +433,33 @@ def finish(
     if return_info:
         return x, SolveInfo(all_converged, iterations, report, reason)
     return x
+
+
+def verdict(
+    op: LinearOperator,
+    rhs: RightHandSide,
+    X: torch.Tensor,
+    threshold: torch.Tensor,
+    solver_converged: torch.Tensor,
+    reason: str,
+    measure: Callable[[torch.Tensor], torch.Tensor] | None = None,
+    known: torch.Tensor | None = None,
+) -> tuple[torch.Tensor, torch.Tensor, str]:
+    """``(converged, true residual norms, reason)`` from the true residual of the returned x.
+
+    A column converged when x is finite and ``measure(b - A x) <= threshold`` (``measure``:
+    the solver's own norm, the 2-norm by default); the recurrence alone never decides it.
+    A column the solver's recurrence took for converged that fails this is a breakdown.
+    ``known``: the true residual when it is already at hand (no iteration ran: ``b - A x0``),
+    which spares the matvec.
+    """
+    R = true_residual(op, rhs, X) if known is None else known
+    norms = rhs.norms(R)
+    measured = norms if measure is None else measure(R)
+    converged = torch.isfinite(X).all(dim=-2) & (measured <= threshold)
+    if bool((solver_converged & ~converged).any()):
+        reason = (
+            "breakdown: the recurrence reached the tolerance but the true residual "
+            "||b - A x|| did not (A, or M, is singular or too ill-conditioned)"
+        )
+    return converged, norms, reason

@@ -13,6 +13,7 @@ from ._common import (
     finish,
     per_column,
     start,
+    verdict,
 )
 
 __all__ = ["bicgstab"]
@@ -26,7 +27,7 @@ def bicgstab(
     b: torch.Tensor,
     x0: torch.Tensor | None = None,
     *,
-    rtol: float = 1e-5,
+    rtol: float | None = None,
     atol: float = 0.0,
     maxiter: int | None = None,
     M: Operator | None = None,
@@ -164,4 +165,9 @@ def bicgstab(
             iterations += 1
             if callback is not None:
                 callback(rhs.user(X))
-        return finish(fn, rhs, X, rnorm <= threshold, iterations, rnorm, reason, return_info)
+        # The verdict: the true residual of the returned x, never the recurrence alone.
+        start_residual = s.R if iterations == 0 else None  # exact while x is still x0
+        converged, residual, reason = verdict(
+            op, rhs, X, threshold, rnorm <= threshold, reason, known=start_residual
+        )
+        return finish(fn, rhs, X, converged, iterations, residual, reason, return_info)

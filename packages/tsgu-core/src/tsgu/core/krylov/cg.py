@@ -13,6 +13,7 @@ from ._common import (
     finish,
     per_column,
     start,
+    verdict,
 )
 
 __all__ = ["cg"]
@@ -23,7 +24,7 @@ def cg(
     b: torch.Tensor,
     x0: torch.Tensor | None = None,
     *,
-    rtol: float = 1e-5,
+    rtol: float | None = None,
     atol: float = 0.0,
     maxiter: int | None = None,
     M: Operator | None = None,
@@ -47,7 +48,8 @@ def cg(
     x0 : torch.Tensor, optional
         Initial guess shaped like ``b`` (default zeros).
     rtol, atol : float
-        Stop a column when ``||r|| <= max(rtol * ||b||, atol)`` (SciPy's test).
+        Stop a column when ``||r|| <= max(rtol * ||b||, atol)`` (SciPy's test); ``rtol``
+        defaults to 1e-5, ``atol`` to 0. Non-negative numbers (NaN is an error).
     maxiter : int, optional
         Default ``10 * n``, as SciPy.
     M : torch.Tensor or callable, optional
@@ -58,7 +60,8 @@ def cg(
     return_info : bool
         Also return a :class:`SolveInfo`.
     tol : float, optional
-        Old name of ``rtol`` (SciPy before 1.12, torchsparsegradutils 0.2's README).
+        Old name of ``rtol`` (SciPy before 1.12, torchsparsegradutils 0.2's README); give
+        one of the two.
 
     Returns
     -------
@@ -71,15 +74,19 @@ def cg(
     -----
     ConvergenceWarning
         When a column has not converged after ``maxiter`` iterations, or when
-        ``pᵀ A p <= 0`` (A is not positive definite): the iterations and residual are in
-        the message, and x is the last finite iterate, never NaN.
+        ``pᵀ A p <= 0`` (A is not positive definite): the iterations and the true residual
+        ``||b - A x||`` are in the message, and x is the last finite iterate, never NaN.
+        Convergence is judged on that true residual, never on the recurrence alone.
 
     Raises
     ------
     TypeError
         ``A``, ``b``, ``x0`` or ``M`` of the wrong type.
     ValueError
-        Shapes, dtypes or devices that do not match; a negative ``rtol`` or ``maxiter``.
+        Shapes, dtypes or devices that do not match (x0 and M included); a NaN or negative
+        ``rtol``/``tol``/``atol``, both ``tol`` and ``rtol``, a negative ``maxiter``; a NaN or
+        Inf in A, b or x0; a malformed sparse A (see
+        :func:`tsgu.core.validation.check_sparse_structure`).
 
     Notes
     -----
@@ -148,4 +155,9 @@ def cg(
             iterations += 1
             if callback is not None:
                 callback(rhs.user(X))
-        return finish(fn, rhs, X, rnorm <= threshold, iterations, rnorm, reason, return_info)
+        # The verdict: the true residual of the returned x, never the recurrence alone.
+        start_residual = s.R if iterations == 0 else None  # exact while x is still x0
+        converged, residual, reason = verdict(
+            op, rhs, X, threshold, rnorm <= threshold, reason, known=start_residual
+        )
+        return finish(fn, rhs, X, converged, iterations, residual, reason, return_info)

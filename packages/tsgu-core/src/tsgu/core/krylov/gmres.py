@@ -14,6 +14,7 @@ from ._common import (
     finish,
     per_column,
     start,
+    verdict,
 )
 
 __all__ = ["gmres"]
@@ -28,7 +29,7 @@ def gmres(
     b: torch.Tensor,
     x0: torch.Tensor | None = None,
     *,
-    rtol: float = 1e-5,
+    rtol: float | None = None,
     atol: float = 0.0,
     restart: int = 20,
     maxiter: int | None = None,
@@ -102,11 +103,11 @@ def gmres(
             tol=tol,
             maxiter=maxiter,
             # restart cycles: about 10 n inner iterations, like the other solvers
-            default_maxiter_of_n=lambda n: math.ceil(10 * n / min(restart, n)),
+            default_maxiter_of_n=lambda n: math.ceil(10 * n / max(min(restart, n), 1)),
             M=M,
         )
         op, rhs, precond, maxiter = s.op, s.rhs, s.precond, s.maxiter
-        restart = min(restart, rhs.n)
+        restart = max(min(restart, rhs.n), 1)
         B, X, R, threshold = s.rhs.block, s.X, s.R, s.threshold
         cols = B.shape[:-2] + B.shape[-1:]  # per-column scalar shape
         iterations = 0
@@ -164,7 +165,8 @@ def gmres(
             X_new = X + update
             R_new = B - op.matvec(X_new)
             rnorm_new = rhs.norms(R_new)
-            ok = active & torch.isfinite(rnorm_new)
+            # x itself too: a matrix with no stored entries maps a NaN x to a finite residual
+            ok = active & torch.isfinite(rnorm_new) & torch.isfinite(X_new).all(dim=-2)
             if bool((active & ~ok).any()):
                 reason = "breakdown: non-finite iterate"
             X = torch.where(per_column(ok), X_new, X)
@@ -174,4 +176,9 @@ def gmres(
                 callback(rhs.user(X))
             if not bool(ok.any()):
                 break
-        return finish(fn, rhs, X, rnorm <= threshold, iterations, rnorm, reason, return_info)
+        # The verdict: the true residual of the returned x, never the recurrence alone.
+        start_residual = s.R if iterations == 0 else None  # exact while x is still x0
+        converged, residual, reason = verdict(
+            op, rhs, X, threshold, rnorm <= threshold, reason, known=start_residual
+        )
+        return finish(fn, rhs, X, converged, iterations, residual, reason, return_info)

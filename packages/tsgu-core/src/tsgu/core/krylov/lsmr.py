@@ -2,16 +2,20 @@
 
 from __future__ import annotations
 
+import math
+import numbers
 from collections.abc import Callable
 from typing import Any
 
 import torch
 
+from ..validation import check_tolerance
 from ._common import (
     LinearOperator,
     Operator,
     RightHandSide,
     check_system,
+    default_maxiter,
     finish,
     per_column,
 )
@@ -64,24 +68,27 @@ def lsmr(
     callback : callable, optional
         Called as ``callback(x)`` after every iteration.
     return_info : bool
-        Also return a :class:`SolveInfo` (``residual_norm``: the estimate of ``||b - A x||``).
+        Also return a :class:`SolveInfo` (``residual_norm``: the true ``||b - A x||``).
 
     Returns
     -------
     x : torch.Tensor
         ``(n,)``, ``(n, k)`` or batched.
     info : SolveInfo
-        Only with ``return_info=True``.
+        Only with ``return_info=True``: ``residual_norm`` is the true ``||b - A x||`` and
+        ``converged`` applies SciPy's tests 1 and 2 to the true residual (and ``Aᵀ r``).
 
     Warns
     -----
     ConvergenceWarning
-        When a column stops on ``maxiter`` or ``conlim``.
+        When a column stops on ``maxiter`` or ``conlim``, or its true residual fails the
+        tests.
 
     Raises
     ------
     TypeError, ValueError
-        As in :func:`tsgu.core.cg`; a callable ``A`` without ``rmatvec``.
+        As in :func:`tsgu.core.cg`; a callable ``A`` without ``rmatvec``; a NaN or
+        negative ``atol``, ``btol`` or ``conlim``; a non-finite ``damp``.
 
     Notes
     -----
@@ -99,6 +106,10 @@ def lsmr(
     """
     with torch.no_grad():  # no graph through the iterations
         fn = "lsmr"
+        atol = check_tolerance(fn, "atol", atol)
+        btol = check_tolerance(fn, "btol", btol)
+        conlim = check_tolerance(fn, "conlim", conlim)
+        damp = _check_damp(fn, damp)
         op = LinearOperator(fn, A, rmatvec)
         rhs = RightHandSide(fn, b, op)
         if op.shape == () and rmatvec is None:
@@ -111,8 +122,7 @@ def lsmr(
         U = U / per_column(torch.where(beta > 0, beta, 1.0))
         Vv = op.rmatvec(U)
         n = Vv.shape[-2]
-        if maxiter is None:
-            maxiter = max(min(rhs.n, n), 1)
+        maxiter = default_maxiter(maxiter, min(rhs.n, n), lambda k: k, fn)
         X = torch.zeros_like(Vv) if x0 is None else rhs.canonical(x0.detach()).clone()
         alpha = rhs.norms(Vv)
         Vv = Vv / per_column(torch.where(alpha > 0, alpha, 1.0))
@@ -223,4 +233,50 @@ def lsmr(
             reason = "breakdown: non-finite iterate"
         else:
             reason = "maxiter"
-        return finish(fn, rhs, X, converged, iterations, normr, reason, return_info)
+        # The verdict: SciPy's tests 1 and 2 on the true residual of the returned x.
+        true_converged, residual = _true_tests(op, rhs, X, damp, atol, btol, torch.sqrt(normA2))
+        if bool((converged & ~true_converged).any()):
+            reason = (
+                "breakdown: the recurrence reached the tolerance but the true residual "
+                "did not (A is singular or too ill-conditioned)"
+            )
+        return finish(fn, rhs, X, true_converged, iterations, residual, reason, return_info)
+
+
+def _check_damp(fn: str, damp: object) -> float:
+    if isinstance(damp, bool) or not isinstance(damp, numbers.Real):
+        raise TypeError(f"{fn}: damp must be a real number, got {type(damp).__name__}")
+    if not math.isfinite(damp):
+        raise ValueError(f"{fn}: damp must be finite, got {damp!r}")
+    return float(damp)
+
+
+def _true_tests(
+    op: LinearOperator,
+    rhs: RightHandSide,
+    X: torch.Tensor,
+    damp: float,
+    atol: float,
+    btol: float,
+    normA: torch.Tensor,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """``(converged, ||b - A x||)`` per column: SciPy's tests 1 (a consistent system) and 2
+    (a least-squares solution) on the true (damped) residual; ``normA`` is LSMR's estimate."""
+    R = rhs.block - op.matvec(X)
+    normr = rhs.norms(R)
+    normx = rhs.norms(X)
+    normb = rhs.norms(rhs.block)
+    AtR = op.rmatvec(R)
+    if damp:
+        AtR = AtR - damp**2 * X
+        normr_damped = torch.sqrt(normr**2 + damp**2 * normx**2)
+    else:
+        normr_damped = normr
+    normar = rhs.norms(AtR)
+    eps = torch.finfo(X.dtype).eps
+    consistent = normr_damped <= torch.clamp(btol * normb + atol * normA * normx, min=0) + eps * (
+        normb + normA * normx
+    )
+    least_squares = normar <= max(atol, eps) * normA * normr_damped
+    converged = torch.isfinite(X).all(dim=-2) & (consistent | least_squares | (normar == 0))
+    return converged, normr

@@ -13,6 +13,7 @@ from ._common import (
     finish,
     per_column,
     start,
+    verdict,
 )
 
 __all__ = ["minres"]
@@ -23,7 +24,7 @@ def minres(
     b: torch.Tensor,
     x0: torch.Tensor | None = None,
     *,
-    rtol: float = 1e-5,
+    rtol: float | None = None,
     atol: float = 0.0,
     maxiter: int | None = None,
     M: Operator | None = None,
@@ -51,8 +52,9 @@ def minres(
     x : torch.Tensor
         Shaped like ``b``.
     info : SolveInfo
-        Only with ``return_info=True``; ``residual_norm`` is MINRES's recurrence estimate of
-        ``||r||`` (its M⁻¹-norm when preconditioned).
+        Only with ``return_info=True``; ``residual_norm`` is the true ``||b - A x||``.
+        ``converged`` tests the true residual in the norm of the stopping test (M's when
+        preconditioned).
 
     Warns
     -----
@@ -155,9 +157,20 @@ def minres(
             iterations += 1
             if callback is not None:
                 callback(rhs.user(X))
-        converged = phibar <= threshold
-        if not bool(converged.all()):
-            # An exhausted Krylov space ends the column; its true residual decides.
-            true = rhs.norms(B - op.matvec(X))
-            converged = converged | (true <= torch.clamp(s.rtol * rhs.norms(B), min=atol))
-        return finish(fn, rhs, X, converged, iterations, phibar, reason, return_info)
+
+        # The verdict: the true residual of the returned x, in the norm of the stopping test
+        # (M's, the 2-norm without M); an exhausted Krylov space ends a column there too.
+        def m_norm(R: torch.Tensor) -> torch.Tensor:
+            return torch.sqrt(torch.clamp(dot(R, precond(R)), min=0.0))
+
+        converged, residual, reason = verdict(
+            op,
+            rhs,
+            X,
+            threshold,
+            phibar <= threshold,
+            reason,
+            measure=m_norm,
+            known=s.R if iterations == 0 else None,  # exact while x is still x0
+        )
+        return finish(fn, rhs, X, converged, iterations, residual, reason, return_info)
