@@ -258,3 +258,18 @@ def test_batch_mismatch():
     A = case("spd").make(batch="batched")
     with pytest.raises(ValueError, match="batch sizes must match"):
         tc.cg(A, _rhs((2, 12, 1)))
+
+
+def test_bicgstab_stopping_halfway_makes_no_product_with_s():
+    # A = 2I: the first half step solves exactly; SciPy stops there without A s.
+    b = torch.tensor([[2.0, 1.0], [4.0, -3.0]], dtype=torch.float64)
+    calls: list[int] = []
+
+    def operator(x: torch.Tensor) -> torch.Tensor:
+        calls.append(1)
+        return 2 * x
+
+    x, info = tc.bicgstab(operator, b, rtol=1e-10, return_info=True)
+    torch.testing.assert_close(x, b / 2)
+    assert info.converged and info.iterations == 1
+    assert len(calls) == 2  # A p and the final true-residual verdict (x0 = 0: r0 = b)

@@ -142,10 +142,14 @@ def bicgstab(
             snorm = rhs.norms(S)
             # Columns whose s is already small stop here, with x + alpha p̂.
             half = step & (snorm <= threshold)
-            S_hat = precond(S)
-            T = op.matvec(S_hat)
-            tt = dot(T, T)
             full = step & ~half
+            if bool(full.any()):
+                S_hat = precond(S)
+                T = op.matvec(S_hat)
+                tt = dot(T, T)
+            else:  # every column stops halfway: no product with s (SciPy makes none either)
+                S_hat, T = S, torch.zeros_like(S)
+                tt = torch.zeros_like(rnorm)
             omega = torch.where(full & (tt > 0), dot(T, S) / torch.where(tt > 0, tt, ones), 0.0)
             X_new = X + per_column(alpha) * P_hat + per_column(omega) * S_hat
             R_new = S - per_column(omega) * T
