@@ -1,0 +1,62 @@
+"""The communication tsgu.distributed does: point-to-point exchanges with a few peers, and
+collective checks that raise the same error on every rank (so no rank waits for one that
+raised)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+
+import torch
+import torch.distributed as dist
+
+__all__ = ["all_gather_ints", "exchange", "global_rank", "group_rank", "group_size"]
+
+
+def group_rank(group: dist.ProcessGroup | None) -> int:
+    return dist.get_rank(group)
+
+
+def group_size(group: dist.ProcessGroup | None) -> int:
+    return dist.get_world_size(group)
+
+
+def global_rank(group: dist.ProcessGroup | None, rank: int) -> int:
+    """The global rank of ``rank`` in ``group`` (point-to-point calls take global ranks)."""
+    return rank if group is None else dist.get_global_rank(group, rank)
+
+
+def all_gather_ints(values: Sequence[int], group: dist.ProcessGroup | None) -> torch.Tensor:
+    """Every rank's ``values`` (the same length on every rank) as a ``(world, len)`` tensor."""
+    mine = torch.tensor(list(values), dtype=torch.int64)
+    out = [torch.empty_like(mine) for _ in range(group_size(group))]
+    dist.all_gather(out, mine, group=group)
+    return torch.stack(out)
+
+
+def exchange(
+    send: Mapping[int, torch.Tensor],
+    recv_shapes: Mapping[int, tuple[int, ...]],
+    like: torch.Tensor,
+    group: dist.ProcessGroup | None,
+) -> dict[int, torch.Tensor]:
+    """Send ``send[peer]`` to each peer and receive a ``recv_shapes[peer]`` block from each.
+
+    Peers are ranks of ``group``. All receives are posted before the sends; only the peers
+    named cross (a loop over neighbours, never over rows).
+    """
+    received = {
+        peer: torch.empty(shape, dtype=like.dtype, device=like.device)
+        for peer, shape in recv_shapes.items()
+    }
+    requests = [
+        dist.irecv(buf, src=global_rank(group, peer), group=group)
+        for peer, buf in received.items()
+    ]
+    requests += [
+        dist.isend(t.contiguous(), dst=global_rank(group, peer), group=group)
+        for peer, t in send.items()
+    ]
+    for request in requests:
+        if request is not None:
+            request.wait()
+    return received
