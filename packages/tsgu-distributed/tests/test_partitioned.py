@@ -98,3 +98,67 @@ def test_transposed_product_and_second_derivatives(ranks):
     torch.testing.assert_close(_cat(results, "coo_gX"), gX.detach(), **tol(torch.float64))
     torch.testing.assert_close(_cat(results, "coo_ggX"), X.grad, **tol(torch.float64))
     torch.testing.assert_close(_cat(results, "coo_ggA"), values.grad, **tol(torch.float64))
+
+
+SOLVE_TOL = {"rtol": 1e-8, "atol": 1e-10}  # iterative solves at rtol 1e-13, on both sides
+
+
+def _trainable_solve(A, B, **kwargs):
+    A, values = _trainable(A)
+    return A, values, tc.sparse_generic_solve(A, B, **kwargs)
+
+
+def test_cg_solve_and_its_gradients_to_second_order(ranks):
+    _, results = ranks
+    d = W_MOD.make_data()
+    S, values = _trainable(d["S"])
+    B = d["B"].clone().requires_grad_()
+    x = tc.sparse_generic_solve(S, B, solve="cg", rtol=1e-13)
+    gB, gA = torch.autograd.grad((x * d["WS"]).sum(), (B, values), create_graph=True)
+    (gB.square().sum() + gA.square().sum()).backward()
+    assert all(bool(r["cg_converged"]) for r in results)
+    assert all(float(r["cg_residual"].max()) <= 1e-13 * float(d["B"].norm(dim=0).max())
+               for r in results)
+    torch.testing.assert_close(_cat(results, "cg_x"), x.detach(), **SOLVE_TOL)
+    torch.testing.assert_close(_cat(results, "cg_gB"), gB.detach(), **SOLVE_TOL)
+    torch.testing.assert_close(_cat(results, "cg_gA"), gA.detach(), **SOLVE_TOL)
+    torch.testing.assert_close(_cat(results, "cg_ggB"), B.grad, **SOLVE_TOL)
+    torch.testing.assert_close(_cat(results, "cg_ggA"), values.grad, **SOLVE_TOL)
+
+
+def test_bicgstab_solve_of_a_nonsymmetric_matrix_and_its_gradients(ranks):
+    _, results = ranks
+    d = W_MOD.make_data()
+    G, values = _trainable(d["G"])
+    b = d["x"].clone().requires_grad_()
+    x = tc.sparse_generic_solve(G, b, solve="bicgstab", rtol=1e-13)
+    weights = torch.cat([torch.arange(1, len(r["bicg_x"]) + 1, dtype=x.dtype) for r in results])
+    (x * weights).sum().backward()
+    torch.testing.assert_close(_cat(results, "bicg_x"), x.detach(), **SOLVE_TOL)
+    torch.testing.assert_close(_cat(results, "bicg_gb"), b.grad, **SOLVE_TOL)
+    torch.testing.assert_close(_cat(results, "bicg_gA"), values.grad, **SOLVE_TOL)
+
+
+@pytest.mark.parametrize(
+    ("method", "M"), [("cg", None), ("cg", "block_jacobi"), ("bicgstab", "jacobi")]
+)
+def test_plain_solvers_with_each_preconditioner(ranks, method, M):
+    world, results = ranks
+    d = W_MOD.make_data()
+    A, rhs = (d["S"], d["B"][:, 0]) if method == "cg" else (d["G"], d["x"])
+    want = torch.linalg.solve(A.to_dense(), rhs)
+    torch.testing.assert_close(_cat(results, f"plain_{method}_{M}_x"), want, **SOLVE_TOL)
+    iterations = {int(r[f"plain_{method}_{M}_it"]) for r in results}
+    assert len(iterations) == 1  # every rank took the same decisions
+    assert all(bool(r[f"plain_{method}_{M}_ok"]) for r in results)
+    if method == "cg" and M is None:  # unpreconditioned CG: the single-process iteration count
+        _, info = tc.cg(A, rhs, torch.full_like(rhs, 0.5), rtol=1e-11, return_info=True)
+        assert abs(iterations.pop() - info.iterations) <= 1
+
+
+def test_a_solve_that_stops_early_warns_on_every_rank_with_one_report(ranks):
+    _, results = ranks
+    assert all(bool(r["early_warned"]) for r in results)
+    reports = torch.stack([r["early_report"] for r in results])
+    assert reports[:, 0].eq(0).all() and reports[:, 1].eq(1).all()
+    assert torch.equal(reports, reports[:1].expand_as(reports))

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import tsgu.distributed as td
 
-EXPECTED = {"DistributedSparseMatrix", "RowPartition", "__version__"}
+EXPECTED = {"DistributedSparseMatrix", "RowPartition", "__version__", "bicgstab", "cg", "solve"}
 SRC = Path(td.__file__).parent
 
 

@@ -9,12 +9,13 @@ from __future__ import annotations
 
 import os
 import sys
+import warnings
 
 import torch
 import torch.distributed as dist
 
 import tsgu.core as tc
-from tsgu.distributed import DistributedSparseMatrix, RowPartition
+from tsgu.distributed import DistributedSparseMatrix, RowPartition, bicgstab, cg, solve
 
 N, K = 13, 3
 UNEVEN = {1: [13], 2: [9, 4], 4: [6, 0, 4, 3]}  # a rank may own no rows
@@ -28,7 +29,13 @@ def make_data() -> dict[str, torch.Tensor]:
     X = torch.randn(N, K, dtype=torch.float64, generator=gen)
     W = torch.randn(N, K, dtype=torch.float64, generator=gen)
     x = torch.randn(N, dtype=torch.float64, generator=gen)
-    return {"A": A, "X": X, "W": W, "x": x}
+    S = tc.poisson_2d(4)  # 16 x 16, symmetric positive definite
+    dense = A.to_dense()
+    dense = dense + torch.diag(dense.abs().sum(0) + dense.abs().sum(1) + 1.0)
+    G = dense.to_sparse_csr()  # nonsymmetric, diagonally dominant
+    B = torch.randn(16, 2, dtype=torch.float64, generator=gen)
+    WS = torch.randn(16, 2, dtype=torch.float64, generator=gen)
+    return {"A": A, "X": X, "W": W, "x": x, "S": S, "G": G, "B": B, "WS": WS}
 
 
 def row_block(A: torch.Tensor, start: int, stop: int) -> tuple[torch.Tensor, ...]:
@@ -86,10 +93,65 @@ def products(rank: int, world: int) -> dict[str, torch.Tensor]:
     return out
 
 
+def solves(rank: int, world: int) -> dict[str, torch.Tensor]:
+    d = make_data()
+    out: dict[str, torch.Tensor] = {}
+
+    # CG, Jacobi, a block of right-hand sides; gradients for B and for S's values, and second
+    # derivatives (the backward solve differentiated again)
+    part = RowPartition.even(16, world)
+    s = part.rows(rank)
+    crow, col, val = row_block(d["S"], s.start, s.stop)
+    values = val.clone().requires_grad_()
+    Sd = DistributedSparseMatrix.from_local_rows(tc.sparse_csr_tensor(crow, col, values, (len(s), 16)))
+    B = d["B"][s.start : s.stop].clone().requires_grad_()
+    x, info = solve(Sd, B, "cg", rtol=1e-13, M="jacobi", return_info=True)
+    loss = (x * d["WS"][s.start : s.stop]).sum()
+    gB, gA = torch.autograd.grad(loss, (B, values), create_graph=True)
+    out.update(cg_x=x.detach(), cg_gB=gB.detach(), cg_gA=gA.detach())
+    out.update(cg_converged=torch.tensor(info.converged), cg_residual=info.residual_norm)
+    (gB.square().sum() + gA.square().sum()).backward()
+    out.update(cg_ggB=B.grad, cg_ggA=values.grad)
+
+    # BiCGSTAB with block Jacobi on a nonsymmetric matrix scattered from rank 0, a vector
+    Gd = DistributedSparseMatrix.from_global(d["G"] if rank == 0 else None)
+    s = Gd.local_rows
+    leaf = Gd.values.detach().clone().requires_grad_()
+    Gd = Gd.with_values(leaf)
+    b = d["x"][s.start : s.stop].clone().requires_grad_()
+    x = solve(Gd, b, "bicgstab", rtol=1e-13, M="block_jacobi")
+    (x * torch.arange(1, len(s) + 1, dtype=x.dtype)).sum().backward()
+    out.update(bicg_x=x.detach(), bicg_gb=b.grad, bicg_gA=leaf.grad)
+
+    # no gradient: every preconditioner, an initial guess, the convergence report
+    for method, M in [("cg", None), ("cg", "block_jacobi"), ("bicgstab", "jacobi")]:
+        A = Sd if method == "cg" else Gd
+        fn = cg if method == "cg" else bicgstab
+        rows = A.local_rows
+        rhs = (d["B"][:, 0] if method == "cg" else d["x"])[rows.start : rows.stop]
+        x0 = torch.full_like(rhs, 0.5)
+        x, info = fn(A, rhs, x0, rtol=1e-11, M=M, return_info=True)
+        out[f"plain_{method}_{M}_x"] = x
+        out[f"plain_{method}_{M}_it"] = torch.tensor(info.iterations)
+        out[f"plain_{method}_{M}_ok"] = torch.tensor(info.converged)
+
+    # a solve that stops early warns on every rank, with the same report everywhere
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        _, info = bicgstab(Gd, torch.ones(Gd.n_local, dtype=torch.float64), maxiter=1,
+                           rtol=1e-14, return_info=True)
+    out["early_warned"] = torch.tensor(
+        any(issubclass(w.category, tc.ConvergenceWarning) for w in caught)
+    )
+    out["early_report"] = torch.tensor([float(info.converged), info.iterations,
+                                        float(info.residual_norm)])
+    return out
+
+
 def main() -> None:
     dist.init_process_group("gloo")
     rank, world = dist.get_rank(), dist.get_world_size()
-    results = products(rank, world)
+    results = {**products(rank, world), **solves(rank, world)}
     torch.save(results, os.path.join(sys.argv[1], f"rank{rank}.pt"))
     dist.barrier()
     dist.destroy_process_group()

@@ -288,6 +288,28 @@ class DistributedSparseMatrix:
         new._transposed = None
         return new
 
+    def square(self) -> torch.Tensor:
+        """This rank's rows as a square ``(n_ext, n_ext)`` sparse matrix in the extended
+        numbering (rows ``[n_below, n_below + n_local)``; the halo rows are empty), built
+        from :attr:`values` (differentiable): the matrix that :func:`tsgu.distributed.solve`
+        hands to :func:`tsgu.core.extend.linear_solve`."""
+        plan = self.plan
+        size = (plan.n_ext, plan.n_ext)
+        if self.rows.layout == torch.sparse_csr:
+            crow, col = self._local_indices
+            nnz = crow[-1:]
+            crow = torch.cat(
+                [
+                    crow.new_zeros(plan.n_below),
+                    crow,
+                    nnz.expand(plan.n_ext - plan.n_below - plan.n_local),
+                ]
+            )
+            return tc.sparse_csr_tensor(crow, col, self.values, size)
+        (indices,) = self._local_indices
+        shifted = torch.stack([indices[0] + plan.n_below, indices[1]])
+        return tc.sparse_coo_tensor(shifted, self.values, size, is_coalesced=self.rows.is_coalesced())
+
     # ------------------------------------------------------------------ properties
     @property
     def dtype(self) -> torch.dtype:
