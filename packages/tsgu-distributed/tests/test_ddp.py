@@ -30,9 +30,9 @@ def test_ddp_matches_the_single_process_run_step_for_step(tmp_path, world_size):
     reference = _single_process_run()
     for rank, view in itertools.product(range(world_size), (0, 1)):
         got = torch.load(tmp_path / f"rank{rank}_view{view}.pt")
-        for step, (loss, want) in enumerate(zip(got["losses"], reference["losses"])):
+        for step, (loss, want) in enumerate(zip(got["losses"], reference["losses"], strict=True)):
             torch.testing.assert_close(loss, want, rtol=1e-13, atol=1e-15, msg=f"loss {step}")
-        for step, (params, want) in enumerate(zip(got["params"], reference["params"])):
+        for step, (params, want) in enumerate(zip(got["params"], reference["params"], strict=True)):
             torch.testing.assert_close(params, want, rtol=1e-12, atol=1e-14, msg=f"step {step}")
     # the run really trains: the loss falls and the sparse values move
     assert reference["losses"][-1] < reference["losses"][0]

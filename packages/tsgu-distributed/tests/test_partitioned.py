@@ -117,8 +117,9 @@ def test_cg_solve_and_its_gradients_to_second_order(ranks):
     gB, gA = torch.autograd.grad((x * d["WS"]).sum(), (B, values), create_graph=True)
     (gB.square().sum() + gA.square().sum()).backward()
     assert all(bool(r["cg_converged"]) for r in results)
-    assert all(float(r["cg_residual"].max()) <= 1e-13 * float(d["B"].norm(dim=0).max())
-               for r in results)
+    assert all(
+        float(r["cg_residual"].max()) <= 1e-13 * float(d["B"].norm(dim=0).max()) for r in results
+    )
     torch.testing.assert_close(_cat(results, "cg_x"), x.detach(), **SOLVE_TOL)
     torch.testing.assert_close(_cat(results, "cg_gB"), gB.detach(), **SOLVE_TOL)
     torch.testing.assert_close(_cat(results, "cg_gA"), gA.detach(), **SOLVE_TOL)
@@ -143,7 +144,7 @@ def test_bicgstab_solve_of_a_nonsymmetric_matrix_and_its_gradients(ranks):
     ("method", "M"), [("cg", None), ("cg", "block_jacobi"), ("bicgstab", "jacobi")]
 )
 def test_plain_solvers_with_each_preconditioner(ranks, method, M):
-    world, results = ranks
+    _, results = ranks
     d = W_MOD.make_data()
     A, rhs = (d["S"], d["B"][:, 0]) if method == "cg" else (d["G"], d["x"])
     want = torch.linalg.solve(A.to_dense(), rhs)

@@ -25,14 +25,16 @@ class SparseModel(torch.nn.Module):
     def __init__(self) -> None:
         super().__init__()
         gen = torch.Generator().manual_seed(0)
-        A = tc.rand_sparse(
-            (N, N), 40, torch.sparse_csr, values_dtype=torch.float64, generator=gen
-        )
+        A = tc.rand_sparse((N, N), 40, torch.sparse_csr, values_dtype=torch.float64, generator=gen)
         self.register_buffer("crow", A.crow_indices().to(torch.int32))
         self.register_buffer("col", A.col_indices().to(torch.int32))
         self.a_values = torch.nn.Parameter(A.values().clone())
         L = tc.rand_sparse_tri(
-            (N, N), 30, upper=False, well_conditioned=True, values_dtype=torch.float64,
+            (N, N),
+            30,
+            upper=False,
+            well_conditioned=True,
+            values_dtype=torch.float64,
             generator=gen,
         )
         L = L.to_sparse_coo().coalesce()

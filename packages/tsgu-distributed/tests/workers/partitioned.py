@@ -24,8 +24,14 @@ UNEVEN = {1: [13], 2: [9, 4], 4: [6, 0, 4, 3]}  # a rank may own no rows
 def make_data() -> dict[str, torch.Tensor]:
     """The global inputs, the same on every rank and in the test process."""
     gen = torch.Generator().manual_seed(7)
-    A = tc.rand_sparse((N, N), 50, torch.sparse_csr, values_dtype=torch.float64, generator=gen,
-                       well_conditioned=True)
+    A = tc.rand_sparse(
+        (N, N),
+        50,
+        torch.sparse_csr,
+        values_dtype=torch.float64,
+        generator=gen,
+        well_conditioned=True,
+    )
     X = torch.randn(N, K, dtype=torch.float64, generator=gen)
     W = torch.randn(N, K, dtype=torch.float64, generator=gen)
     x = torch.randn(N, dtype=torch.float64, generator=gen)
@@ -82,8 +88,9 @@ def products(rank: int, world: int) -> dict[str, torch.Tensor]:
     crow, col, val = row_block(A, s.start, s.stop)
     local = torch.sparse_csr_tensor(crow, col, val, (len(s), N)).to_sparse_coo().coalesce()
     values = local.values().clone().requires_grad_()
-    rows = tc.sparse_coo_tensor(local.indices().to(torch.int32), values, (len(s), N),
-                                is_coalesced=True)
+    rows = tc.sparse_coo_tensor(
+        local.indices().to(torch.int32), values, (len(s), N), is_coalesced=True
+    )
     Ad = DistributedSparseMatrix.from_local_rows(rows, part)
     Xl = X[s.start : s.stop].clone().requires_grad_()
     out["coo_At_X"] = Ad.rmatmul(X[s.start : s.stop]).detach()
@@ -103,7 +110,9 @@ def solves(rank: int, world: int) -> dict[str, torch.Tensor]:
     s = part.rows(rank)
     crow, col, val = row_block(d["S"], s.start, s.stop)
     values = val.clone().requires_grad_()
-    Sd = DistributedSparseMatrix.from_local_rows(tc.sparse_csr_tensor(crow, col, values, (len(s), 16)))
+    Sd = DistributedSparseMatrix.from_local_rows(
+        tc.sparse_csr_tensor(crow, col, values, (len(s), 16))
+    )
     B = d["B"][s.start : s.stop].clone().requires_grad_()
     x, info = solve(Sd, B, "cg", rtol=1e-13, M="jacobi", return_info=True)
     loss = (x * d["WS"][s.start : s.stop]).sum()
@@ -138,13 +147,15 @@ def solves(rank: int, world: int) -> dict[str, torch.Tensor]:
     # a solve that stops early warns on every rank, with the same report everywhere
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        _, info = bicgstab(Gd, torch.ones(Gd.n_local, dtype=torch.float64), maxiter=1,
-                           rtol=1e-14, return_info=True)
+        _, info = bicgstab(
+            Gd, torch.ones(Gd.n_local, dtype=torch.float64), maxiter=1, rtol=1e-14, return_info=True
+        )
     out["early_warned"] = torch.tensor(
         any(issubclass(w.category, tc.ConvergenceWarning) for w in caught)
     )
-    out["early_report"] = torch.tensor([float(info.converged), info.iterations,
-                                        float(info.residual_norm)])
+    out["early_report"] = torch.tensor(
+        [float(info.converged), info.iterations, float(info.residual_norm)]
+    )
     return out
 
 

@@ -6,10 +6,20 @@ block through one halo exchange; gradients go back through the reverse exchange 
 dense operand and, at each rank's own stored entries, to the matrix values.
 """
 
+from .faults import RankFailedError, fail_together
 from .krylov import bicgstab, cg, solve
 from .matrix import DistributedSparseMatrix
 from .partition import RowPartition
 
 __version__ = "0.1.0"
 
-__all__ = ["DistributedSparseMatrix", "RowPartition", "__version__", "bicgstab", "cg", "solve"]
+__all__ = [
+    "DistributedSparseMatrix",
+    "RankFailedError",
+    "RowPartition",
+    "__version__",
+    "bicgstab",
+    "cg",
+    "fail_together",
+    "solve",
+]

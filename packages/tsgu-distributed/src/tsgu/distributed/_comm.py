@@ -49,8 +49,7 @@ def exchange(
         for peer, shape in recv_shapes.items()
     }
     requests = [
-        dist.irecv(buf, src=global_rank(group, peer), group=group)
-        for peer, buf in received.items()
+        dist.irecv(buf, src=global_rank(group, peer), group=group) for peer, buf in received.items()
     ]
     requests += [
         dist.isend(t.contiguous(), dst=global_rank(group, peer), group=group)

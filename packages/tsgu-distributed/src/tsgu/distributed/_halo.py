@@ -53,7 +53,9 @@ class HaloPlan:
         needs = all_gather_ints(recv_counts, group)  # needs[i, j]: rows i wants from j
         send_counts = {p: int(needs[p, rank]) for p in range(world) if int(needs[p, rank]) > 0}
         # each rank tells each owner which of its rows it needs (global indices)
-        pieces = dict(zip(self.recv_counts, torch.split(halo, list(self.recv_counts.values()))))
+        pieces = dict(
+            zip(self.recv_counts, torch.split(halo, list(self.recv_counts.values())), strict=True)
+        )
         asked = exchange(pieces, {p: (c,) for p, c in send_counts.items()}, halo, group)
         self.send_index = {p: (idx - start) for p, idx in asked.items()}
 
@@ -82,7 +84,9 @@ class HaloPlan:
         k = G.shape[1]
         own = G[self.n_below : self.n_below + self.n_local]
         halo = torch.cat([G[: self.n_below], G[self.n_below + self.n_local :]])
-        pieces = dict(zip(self.recv_counts, torch.split(halo, list(self.recv_counts.values()))))
+        pieces = dict(
+            zip(self.recv_counts, torch.split(halo, list(self.recv_counts.values())), strict=True)
+        )
         shapes = {p: (idx.numel(), k) for p, idx in self.send_index.items()}
         got = exchange(pieces, shapes, G, self.group)
         out = own.clone()

@@ -25,7 +25,7 @@ def check_group(fn: str, group: object) -> dist.ProcessGroup | None:
     """torch.distributed must be initialized; ``group`` None (the default) or a group."""
     if not dist.is_available() or not dist.is_initialized():
         raise RuntimeError(
-            f"{fn}: torch.distributed must be initialized, got no process group; call "
+            f"{fn}: group must be an initialized process group, got none; call "
             "torch.distributed.init_process_group('gloo') (or run under torchrun) first"
         )
     if group is not None and not isinstance(group, dist.ProcessGroup):

@@ -32,14 +32,18 @@ _METHODS = ("cg", "bicgstab")
 
 
 # --------------------------------------------------------------------------- pieces
-def _dots(group: dist.ProcessGroup | None, *pairs: tuple[torch.Tensor, torch.Tensor]) -> torch.Tensor:
+def _dots(
+    group: dist.ProcessGroup | None, *pairs: tuple[torch.Tensor, torch.Tensor]
+) -> torch.Tensor:
     """Global column-wise inner products of several pairs of blocks: one all_reduce."""
     local = torch.stack([(X * Y).sum(dim=0) for X, Y in pairs])
     dist.all_reduce(local, group=group)
     return local
 
 
-def _operator(A: DistributedSparseMatrix, transpose: bool) -> Callable[[torch.Tensor], torch.Tensor]:
+def _operator(
+    A: DistributedSparseMatrix, transpose: bool
+) -> Callable[[torch.Tensor], torch.Tensor]:
     """``X -> A X`` (or ``Aᵀ X``) on this rank's rows, without autograd: one exchange."""
     local = A.local.detach()
     plan = A.plan
@@ -76,7 +80,7 @@ def _preconditioner(
         ilu = tc.ilu0(block)
         return ilu.matmat
     if callable(M):
-        return M  # type: ignore[return-value]
+        return M
     raise ValueError(
         f"{fn}: M must be None, 'jacobi', 'block_jacobi' or a callable on this rank's rows, "
         f"got {M!r}; pass one of those"
@@ -100,7 +104,11 @@ def _start(
             "DistributedSparseMatrix.from_local_rows or .from_global"
         )
     check_tol_or_rtol(fn, {"tol": tol, "rtol": rtol})
-    rtol = 1e-5 if rtol is None and tol is None else check_tolerance(fn, "rtol", rtol if rtol is not None else tol)
+    rtol = (
+        1e-5
+        if rtol is None and tol is None
+        else check_tolerance(fn, "rtol", rtol if rtol is not None else tol)
+    )
     atol = check_tolerance(fn, "atol", atol)
     maxiter = check_maxiter(fn, maxiter)
     b = check_operand(fn, "b", b, A.n_local, A.dtype)
@@ -160,8 +168,17 @@ def _finish(
 
 # --------------------------------------------------------------------------- solvers
 def _cg(
-    fn: str, A: DistributedSparseMatrix, B: torch.Tensor, X: torch.Tensor, rtol: float,
-    atol: float, maxiter: int, M: object, transpose: bool, callback: Any, vector: bool,
+    fn: str,
+    A: DistributedSparseMatrix,
+    B: torch.Tensor,
+    X: torch.Tensor,
+    rtol: float,
+    atol: float,
+    maxiter: int,
+    M: object,
+    transpose: bool,
+    callback: Any,
+    vector: bool,
 ) -> tuple[torch.Tensor, tc.SolveInfo]:
     matvec = _operator(A, transpose)
     precond = _preconditioner(fn, A, M, transpose)
@@ -201,8 +218,17 @@ def _cg(
 
 
 def _bicgstab(
-    fn: str, A: DistributedSparseMatrix, B: torch.Tensor, X: torch.Tensor, rtol: float,
-    atol: float, maxiter: int, M: object, transpose: bool, callback: Any, vector: bool,
+    fn: str,
+    A: DistributedSparseMatrix,
+    B: torch.Tensor,
+    X: torch.Tensor,
+    rtol: float,
+    atol: float,
+    maxiter: int,
+    M: object,
+    transpose: bool,
+    callback: Any,
+    vector: bool,
 ) -> tuple[torch.Tensor, tc.SolveInfo]:
     matvec = _operator(A, transpose)
     precond = _preconditioner(fn, A, M, transpose)
@@ -271,8 +297,18 @@ _SOLVERS = {"cg": _cg, "bicgstab": _bicgstab}
 
 
 def _run(
-    fn: str, method: str, A: Any, b: Any, x0: Any, rtol: Any, atol: Any, tol: Any,
-    maxiter: Any, M: Any, callback: Any, transpose: bool = False,
+    fn: str,
+    method: str,
+    A: Any,
+    b: Any,
+    x0: Any,
+    rtol: Any,
+    atol: Any,
+    tol: Any,
+    maxiter: Any,
+    M: Any,
+    callback: Any,
+    transpose: bool = False,
 ) -> tuple[torch.Tensor, tc.SolveInfo]:
     A, B, X, rtol, atol, maxiter = _start(fn, A, b, x0, rtol, atol, tol, maxiter)
     with torch.no_grad():
@@ -423,14 +459,30 @@ class _DistributedSolver(LinearSolver):
         A, plan = self.A, self.A.plan
         lo, n = plan.n_below, plan.n_local
         if not transpose:  # X = E A⁻¹ R B: own rows of B in, own rows and halo out
-            X, info = _run("solve", self.method, A, B[lo : lo + n], None, transpose=False,
-                           callback=None, **self.options)
+            X, info = _run(
+                "solve",
+                self.method,
+                A,
+                B[lo : lo + n],
+                None,
+                transpose=False,
+                callback=None,
+                **self.options,
+            )
             self.infos.append(info)
             return plan.gather(X)
         # the adjoint, Rᵀ A⁻ᵀ Eᵀ B: halo rows summed at their owners, solve with Aᵀ, pad
         G = plan.reduce(B)
-        Y, info = _run("solve", self.method, A, G, None, transpose=self.method != "cg",
-                       callback=None, **self.options)
+        Y, info = _run(
+            "solve",
+            self.method,
+            A,
+            G,
+            None,
+            transpose=self.method != "cg",
+            callback=None,
+            **self.options,
+        )
         self.infos.append(info)
         out = torch.zeros_like(B)
         out[lo : lo + n] = Y
@@ -522,5 +574,3 @@ def solve(
     x = X[plan.n_below : plan.n_below + plan.n_local]
     x = x if b.dim() == 2 else x.squeeze(1)
     return (x, solver.infos[0]) if return_info else x
-
-

@@ -71,6 +71,18 @@ class DistributedSparseMatrix:
     >>> dist.destroy_process_group()
     """
 
+    shape: tuple[int, int]
+    partition: RowPartition
+    group: dist.ProcessGroup | None
+    rank: int
+    rows: torch.Tensor
+    values: torch.Tensor
+    local: torch.Tensor
+    plan: HaloPlan
+    _pattern: Pattern
+    _local_indices: tuple[torch.Tensor, ...]
+    _transposed: torch.Tensor | None
+
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         raise TypeError(
             "DistributedSparseMatrix: the constructor must not be called directly, got "
@@ -213,9 +225,13 @@ class DistributedSparseMatrix:
         mine: list[Any] = [None]
         # the rows travel once, pickled; a matrix too large for one rank's memory is built
         # with from_local_rows instead
-        dist.scatter_object_list(mine, parts if rank == src else None, src=_global(group, src), group=group)
+        dist.scatter_object_list(
+            mine, parts if rank == src else None, src=_global(group, src), group=group
+        )
         crow, col, val, n = mine[0]
-        rows = torch.sparse_csr_tensor(crow, col, val, (crow.numel() - 1, n))
+        rows = torch.sparse_csr_tensor(
+            crow, col, val, (crow.numel() - 1, n), check_invariants=False
+        )
         return cls.from_local_rows(rows, None, group=group)
 
     @classmethod
@@ -232,7 +248,7 @@ class DistributedSparseMatrix:
         self._local_indices = self._extended_indices(rows)
         self.values = values_of(rows, self._pattern)
         self.local = self._local(self.values)
-        self._transposed: torch.Tensor | None = None
+        self._transposed = None
         return self
 
     def _extended_indices(self, rows: torch.Tensor) -> tuple[torch.Tensor, ...]:
@@ -308,7 +324,9 @@ class DistributedSparseMatrix:
             return tc.sparse_csr_tensor(crow, col, self.values, size)
         (indices,) = self._local_indices
         shifted = torch.stack([indices[0] + plan.n_below, indices[1]])
-        return tc.sparse_coo_tensor(shifted, self.values, size, is_coalesced=self.rows.is_coalesced())
+        return tc.sparse_coo_tensor(
+            shifted, self.values, size, is_coalesced=self.rows.is_coalesced()
+        )
 
     # ------------------------------------------------------------------ properties
     @property

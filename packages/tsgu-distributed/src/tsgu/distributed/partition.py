@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Sequence
 
 import torch
@@ -38,7 +39,11 @@ class RowPartition:
         if isinstance(offsets, torch.Tensor):
             offsets = offsets.tolist()
         offsets = [int(o) for o in offsets]
-        if len(offsets) < 2 or offsets[0] != 0 or any(b < a for a, b in zip(offsets, offsets[1:])):
+        if (
+            len(offsets) < 2
+            or offsets[0] != 0
+            or any(b < a for a, b in itertools.pairwise(offsets))
+        ):
             raise ValueError(
                 "RowPartition: offsets must be non-decreasing, start at 0 and have one entry "
                 f"more than there are ranks, got {offsets}; build one with "
@@ -83,7 +88,7 @@ class RowPartition:
     @property
     def sizes(self) -> list[int]:
         """Each rank's number of rows."""
-        return [b - a for a, b in zip(self.offsets, self.offsets[1:])]
+        return [b - a for a, b in itertools.pairwise(self.offsets)]
 
     def rows(self, rank: int) -> range:
         """The global rows that ``rank`` owns."""

@@ -9,6 +9,7 @@ killed, so a test can never block the suite.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import socket
 import subprocess
@@ -16,7 +17,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Sequence
-from pathlib import Path
+from typing import IO
 
 __all__ = ["free_port", "run_workers"]
 
@@ -69,7 +70,7 @@ def run_workers(
 
     Examples
     --------
-    >>> import tempfile, textwrap
+    >>> import tempfile
     >>> from pathlib import Path
     >>> from tsgu.distributed.testing import run_workers
     >>> script = Path(tempfile.mkdtemp()) / "hello.py"
@@ -82,58 +83,72 @@ def run_workers(
             f"run_workers: world_size must be a positive int, got {world_size!r}; pass 1 or more"
         )
     port = free_port()
-    logs = [tempfile.TemporaryFile(mode="w+") for _ in range(world_size)]
-    procs = []
-    try:
-        for rank in range(world_size):
-            worker_env = {
-                **os.environ,
-                "RANK": str(rank),
-                "LOCAL_RANK": str(rank),
-                "WORLD_SIZE": str(world_size),
-                "LOCAL_WORLD_SIZE": str(world_size),
-                "MASTER_ADDR": "127.0.0.1",
-                "MASTER_PORT": str(port),
-                "OMP_NUM_THREADS": "1",
-                "GLOO_SOCKET_IFNAME": os.environ.get("GLOO_SOCKET_IFNAME", _loopback()),
-                **(env or {}),
-            }
-            procs.append(
-                subprocess.Popen(
-                    [sys.executable, os.fspath(script), *args],
-                    stdout=logs[rank],
-                    stderr=subprocess.STDOUT,
-                    env=worker_env,
-                )
-            )
-        deadline = time.monotonic() + timeout
-        while any(p.poll() is None for p in procs) and time.monotonic() < deadline:
-            time.sleep(0.05)
-        running = [r for r, p in enumerate(procs) if p.poll() is None]
-    finally:
-        for p in procs:
-            if p.poll() is None:
-                p.kill()
-                p.wait()
-    outputs = []
-    for log in logs:
-        log.seek(0)
-        outputs.append(log.read())
-        log.close()
+    with contextlib.ExitStack() as stack:
+        logs = [stack.enter_context(tempfile.TemporaryFile(mode="w+")) for _ in range(world_size)]
+        procs = [
+            _start(script, args, rank, world_size, port, env, logs[rank])
+            for rank in range(world_size)
+        ]
+        try:
+            deadline = time.monotonic() + timeout
+            while any(p.poll() is None for p in procs) and time.monotonic() < deadline:
+                time.sleep(0.05)
+            running = [r for r, p in enumerate(procs) if p.poll() is None]
+        finally:
+            for p in procs:
+                if p.poll() is None:
+                    p.kill()
+                    p.wait()
+        outputs = []
+        for log in logs:
+            log.seek(0)
+            outputs.append(log.read())
     codes = [p.returncode for p in procs]
-    shown = "\n".join(f"--- rank {r} (exit {c}) ---\n{o[-4000:]}" for r, (c, o) in enumerate(zip(codes, outputs)))
+    shown = "\n".join(
+        f"--- rank {r} (exit {c}) ---\n{o[-4000:]}"
+        for r, (c, o) in enumerate(zip(codes, outputs, strict=True))
+    )
     if running:
         raise RuntimeError(f"run_workers: ranks {running} still ran after {timeout} s\n{shown}")
     failed = [r for r, c in enumerate(codes) if c != 0]
     if expect_failure and len(failed) != world_size:
-        raise RuntimeError(f"run_workers: every rank was expected to fail, exit codes {codes}\n{shown}")
+        raise RuntimeError(
+            f"run_workers: every rank was expected to fail, exit codes {codes}\n{shown}"
+        )
     if not expect_failure and failed:
         raise RuntimeError(f"run_workers: ranks {failed} failed\n{shown}")
     return outputs
 
 
+def _start(
+    script: str | os.PathLike[str],
+    args: Sequence[str],
+    rank: int,
+    world_size: int,
+    port: int,
+    env: dict[str, str] | None,
+    log: IO[str],
+) -> subprocess.Popen[bytes]:
+    worker_env = {
+        **os.environ,
+        "RANK": str(rank),
+        "LOCAL_RANK": str(rank),
+        "WORLD_SIZE": str(world_size),
+        "LOCAL_WORLD_SIZE": str(world_size),
+        "MASTER_ADDR": "127.0.0.1",
+        "MASTER_PORT": str(port),
+        "OMP_NUM_THREADS": "1",
+        "GLOO_SOCKET_IFNAME": os.environ.get("GLOO_SOCKET_IFNAME", _loopback()),
+        **(env or {}),
+    }
+    return subprocess.Popen(
+        [sys.executable, os.fspath(script), *args],
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        env=worker_env,
+    )
+
+
 def _loopback() -> str:
     """The loopback interface's name (``lo`` on Linux, ``lo0`` on macOS)."""
     return "lo0" if sys.platform == "darwin" else "lo"
-
-
