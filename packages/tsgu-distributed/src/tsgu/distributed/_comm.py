@@ -9,7 +9,15 @@ from collections.abc import Mapping, Sequence
 import torch
 import torch.distributed as dist
 
-__all__ = ["all_gather_ints", "exchange", "global_rank", "group_rank", "group_size"]
+__all__ = [
+    "all_gather_ints",
+    "any_rank",
+    "comm_device",
+    "exchange",
+    "global_rank",
+    "group_rank",
+    "group_size",
+]
 
 
 def group_rank(group: dist.ProcessGroup | None) -> int:
@@ -25,12 +33,27 @@ def global_rank(group: dist.ProcessGroup | None, rank: int) -> int:
     return rank if group is None else dist.get_global_rank(group, rank)
 
 
+def comm_device(group: dist.ProcessGroup | None) -> torch.device:
+    """Where the group's collectives want small tensors: the current GPU for NCCL, else the CPU."""
+    if dist.get_backend(group) == "nccl":
+        return torch.device("cuda", torch.cuda.current_device())
+    return torch.device("cpu")
+
+
 def all_gather_ints(values: Sequence[int], group: dist.ProcessGroup | None) -> torch.Tensor:
-    """Every rank's ``values`` (the same length on every rank) as a ``(world, len)`` tensor."""
-    mine = torch.tensor(list(values), dtype=torch.int64)
+    """Every rank's ``values`` (the same length on every rank) as a ``(world, len)`` tensor
+    on the CPU."""
+    mine = torch.tensor(list(values), dtype=torch.int64, device=comm_device(group))
     out = [torch.empty_like(mine) for _ in range(group_size(group))]
     dist.all_gather(out, mine, group=group)
-    return torch.stack(out)
+    return torch.stack(out).cpu()
+
+
+def any_rank(flag: bool, group: dist.ProcessGroup | None) -> bool:
+    """True on every rank when ``flag`` is True on some rank: one small all_reduce."""
+    t = torch.tensor([float(flag)], device=comm_device(group))
+    dist.all_reduce(t, op=dist.ReduceOp.MAX, group=group)
+    return bool(t.item() > 0)
 
 
 def exchange(

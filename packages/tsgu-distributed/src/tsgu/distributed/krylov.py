@@ -22,6 +22,7 @@ import tsgu.core as tc
 from tsgu.core.extend import LinearSolver, check_tol_or_rtol, linear_solve
 from tsgu.core.validation import check_maxiter, check_tolerance
 
+from ._comm import any_rank
 from ._validate import check_operand
 from .matrix import DistributedSparseMatrix
 
@@ -62,9 +63,7 @@ def _preconditioner(
         return lambda R: R
     if M == "jacobi":
         d = A.diagonal()
-        bad = torch.tensor([int(bool((d == 0).any()))])
-        dist.all_reduce(bad, group=A.group)  # so that every rank raises, not only one
-        if int(bad) > 0:
+        if any_rank(bool((d == 0).any()), A.group):  # every rank raises, not only one
             raise ValueError(
                 f"{fn}: A must have a nonzero diagonal for M='jacobi', got a zero or missing "
                 "diagonal entry on some rank; use M=None or store the diagonal"
@@ -288,9 +287,7 @@ def _bicgstab(
 
 
 def _any_nonzero(X: torch.Tensor, group: dist.ProcessGroup | None) -> bool:
-    flag = torch.tensor([float(bool((X != 0).any()))])
-    dist.all_reduce(flag, op=dist.ReduceOp.MAX, group=group)
-    return bool(flag[0] > 0)
+    return any_rank(bool((X != 0).any()), group)
 
 
 _SOLVERS = {"cg": _cg, "bicgstab": _bicgstab}
