@@ -34,6 +34,16 @@ def test_an_exception_on_one_rank_reaches_every_rank():
         ), results[rank]
 
 
+def test_a_rank_that_hangs_ends_the_others_at_the_groups_timeout():
+    outputs = run_workers(WORKER, 2, args=["hang"], timeout=120, expect_failure=True)
+    results = _results(outputs)
+    assert results[0].startswith(
+        "RankFailedError: tsgu.distributed: a collective failed on rank 0"
+    ), results[0]
+    assert "another rank failed or timed out" in results[0]
+    assert results[1].startswith("RankFailedError: tsgu.distributed:"), results[1]
+
+
 def test_ranks_that_disagree_on_the_partition_all_raise_the_same_error():
     outputs = run_workers(WORKER, 2, args=["partition"], timeout=120, expect_failure=True)
     results = _results(outputs)

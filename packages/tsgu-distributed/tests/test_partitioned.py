@@ -127,17 +127,18 @@ def test_cg_solve_and_its_gradients_to_second_order(ranks):
     torch.testing.assert_close(_cat(results, "cg_ggA"), values.grad, **SOLVE_TOL)
 
 
-def test_bicgstab_solve_of_a_nonsymmetric_matrix_and_its_gradients(ranks):
+@pytest.mark.parametrize("key", ["bicg", "ubicg"], ids=["even", "uneven-with-an-empty-rank"])
+def test_bicgstab_solve_of_a_nonsymmetric_matrix_and_its_gradients(ranks, key):
     _, results = ranks
     d = W_MOD.make_data()
     G, values = _trainable(d["G"])
     b = d["x"].clone().requires_grad_()
     x = tc.sparse_generic_solve(G, b, solve="bicgstab", rtol=1e-13)
-    weights = torch.cat([torch.arange(1, len(r["bicg_x"]) + 1, dtype=x.dtype) for r in results])
+    weights = torch.cat([torch.arange(1, len(r[f"{key}_x"]) + 1, dtype=x.dtype) for r in results])
     (x * weights).sum().backward()
-    torch.testing.assert_close(_cat(results, "bicg_x"), x.detach(), **SOLVE_TOL)
-    torch.testing.assert_close(_cat(results, "bicg_gb"), b.grad, **SOLVE_TOL)
-    torch.testing.assert_close(_cat(results, "bicg_gA"), values.grad, **SOLVE_TOL)
+    torch.testing.assert_close(_cat(results, f"{key}_x"), x.detach(), **SOLVE_TOL)
+    torch.testing.assert_close(_cat(results, f"{key}_gb"), b.grad, **SOLVE_TOL)
+    torch.testing.assert_close(_cat(results, f"{key}_gA"), values.grad, **SOLVE_TOL)
 
 
 @pytest.mark.parametrize(

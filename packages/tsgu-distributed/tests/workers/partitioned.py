@@ -132,6 +132,18 @@ def solves(rank: int, world: int) -> dict[str, torch.Tensor]:
     (x * torch.arange(1, len(s) + 1, dtype=x.dtype)).sum().backward()
     out.update(bicg_x=x.detach(), bicg_gb=b.grad, bicg_gA=leaf.grad)
 
+    # the same over the uneven partition, where one rank of 4 owns no rows (Jacobi)
+    Gu = DistributedSparseMatrix.from_global(
+        d["G"] if rank == 0 else None, RowPartition.from_sizes(UNEVEN[world])
+    )
+    s = Gu.local_rows
+    leaf = Gu.values.detach().clone().requires_grad_()
+    Gu = Gu.with_values(leaf)
+    b = d["x"][s.start : s.stop].clone().requires_grad_()
+    x = solve(Gu, b, "bicgstab", rtol=1e-13, M="jacobi")
+    (x * torch.arange(1, len(s) + 1, dtype=x.dtype)).sum().backward()
+    out.update(ubicg_x=x.detach(), ubicg_gb=b.grad, ubicg_gA=leaf.grad)
+
     # no gradient: every preconditioner, an initial guess, the convergence report
     for method, M in [("cg", None), ("cg", "block_jacobi"), ("bicgstab", "jacobi")]:
         A = Sd if method == "cg" else Gd

@@ -467,9 +467,9 @@ class _DistributedSolver(LinearSolver):
                 **self.options,
             )
             self.infos.append(info)
-            return plan.gather(X)
+            return torch.cat([plan.gather(X), B.new_zeros(1, B.shape[1])])  # padding: 0
         # the adjoint, Rᵀ A⁻ᵀ Eᵀ B: halo rows summed at their owners, solve with Aᵀ, pad
-        G = plan.reduce(B)
+        G = plan.reduce(B[: plan.n_ext])
         Y, info = _run(
             "solve",
             self.method,
@@ -566,7 +566,7 @@ def solve(
     block = b if b.dim() == 2 else b.unsqueeze(1)
     k = block.shape[1]
     below = block.new_zeros(plan.n_below, k)
-    above = block.new_zeros(plan.n_ext - plan.n_below - plan.n_local, k)
+    above = block.new_zeros(plan.n_ext + 1 - plan.n_below - plan.n_local, k)  # + padding
     X = linear_solve(A.square(), torch.cat([below, block, above]), solver, fn=fn)
     x = X[plan.n_below : plan.n_below + plan.n_local]
     x = x if b.dim() == 2 else x.squeeze(1)

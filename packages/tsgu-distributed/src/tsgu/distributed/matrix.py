@@ -305,12 +305,13 @@ class DistributedSparseMatrix:
         return new
 
     def square(self) -> torch.Tensor:
-        """This rank's rows as a square ``(n_ext, n_ext)`` sparse matrix in the extended
-        numbering (rows ``[n_below, n_below + n_local)``; the halo rows are empty), built
+        """This rank's rows as a square ``(n_ext + 1, n_ext + 1)`` sparse matrix in the
+        extended numbering (rows ``[n_below, n_below + n_local)``; the halo rows and one
+        last padding row, which keeps a rank that owns nothing non-empty, are empty), built
         from :attr:`values` (differentiable): the matrix that :func:`tsgu.distributed.solve`
         hands to :func:`tsgu.core.extend.linear_solve`."""
         plan = self.plan
-        size = (plan.n_ext, plan.n_ext)
+        size = (plan.n_ext + 1, plan.n_ext + 1)
         if self.rows.layout == torch.sparse_csr:
             crow, col = self._local_indices
             nnz = crow[-1:]
@@ -318,7 +319,7 @@ class DistributedSparseMatrix:
                 [
                     crow.new_zeros(plan.n_below),
                     crow,
-                    nnz.expand(plan.n_ext - plan.n_below - plan.n_local),
+                    nnz.expand(plan.n_ext + 1 - plan.n_below - plan.n_local),
                 ]
             )
             return tc.sparse_csr_tensor(crow, col, self.values, size)
