@@ -1,0 +1,247 @@
+"""Krylov solvers against SciPy on 3-D grids, warm and on the first call, and against the
+memory-bandwidth floor.
+
+float64, rtol 1e-8, on the CPU. Each case runs in one child process that times tsgu's
+solver and SciPy's solver of the same name on the same matrix and right-hand side,
+interleaved (first calls, then three rounds tsgu, SciPy, tsgu, SciPy, ...), so that the
+ratio of the two is taken within one run on a machine whose load changes:
+- CG and MINRES: the 7-point and the 27-point 3-D Laplacians (:func:`tsgu.core.poisson_3d`);
+- BiCGSTAB and GMRES(20): a nonsymmetric convection-diffusion operator, the 7-point
+  Laplacian plus a first-order upwind convection term of cell Péclet number 0.5 along each
+  axis;
+on grids of 32³, 40³, 63³ and 64³ (and 100³, 128³ with ``--large``; the machine is shared).
+
+Same stopping test, same iterations: CG, BiCGSTAB and GMRES share SciPy's test at
+rtol = 1e-8 and run the same iterations (both counts are reported). MINRES's stopping tests
+differ between the two, so tsgu's MINRES is run to the true residual SciPy's MINRES
+reached. GMRES(20) runs at most 10 restart cycles (200 inner iterations) in both: on
+these grids it may not reach 1e-8 within them, and then both run exactly the same
+iterations and the time per iteration is compared.
+
+Columns: ``warm`` is the best of 3 calls after the first, ``first`` the first call in a
+fresh process (after the imports and the matrix build, as in a script that solves once);
+``vs SciPy`` is SciPy's time / tsgu's (above 1: tsgu is faster). ``floor share`` is the
+time the bytes the iterations must move would take at the copy bandwidth measured in the
+same child (a 128 MiB ``copy_``, read + write counted, best of 5), over the warm time. The
+bytes of one iteration: the stored matrix once per product (values, column indices and row
+pointers, as tsgu stores them) and the vector passes (one read or write of an ``n``-vector
+each) that a fully fused implementation of the method still needs:
+CG 11 (product 2; x, r and p updates 3 each, dots fused), MINRES 13, BiCGSTAB 20 with two
+products, GMRES(m) 2j + 9 in inner step j (one Gram-Schmidt pass; m + 8 on average).
+SciPy stores int32 indices (it downcasts), tsgu int64: tsgu's floor counts its own bytes.
+
+Every row records the load average (``load1``) at its start: the machine is shared.
+
+    python benchmarks/krylov.py [--only cg] [--large]
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import time
+from typing import Any
+
+from _runner import Case, Column, measuring_memory, run
+
+RTOL = 1e-8
+GMRES_RESTART = 20
+GMRES_CYCLES = 10
+GRIDS = (32, 40, 63, 64)
+LARGE_GRIDS = (100, 128)
+PASSES = {"cg": 11, "minres": 13, "bicgstab": 20}
+PRODUCTS = {"cg": 1, "minres": 1, "bicgstab": 2, "gmres": 1}
+
+
+def _matrix(kind: str, n: int) -> Any:
+    import torch
+
+    import tsgu.core as tc
+
+    if kind == "lap7":
+        return tc.poisson_3d(n, stencil=7)
+    if kind == "lap27":
+        return tc.poisson_3d(n, stencil=27)
+    # convection-diffusion: -Δu + w·∇u, upwind, cell Péclet w h = 0.5 along each axis
+    import scipy.sparse as sp
+
+    peclet = 0.5
+    one = sp.identity(n, format="csr")
+    diag = [(2.0 + peclet) * one.diagonal(), -(1.0 + peclet) * one.diagonal()[1:]]
+    T = sp.diags([diag[0], diag[1], -one.diagonal()[1:]], [0, -1, 1], format="csr")
+    S = (sp.kron(sp.kron(T, one), one) + sp.kron(sp.kron(one, T), one))
+    S = (S + sp.kron(sp.kron(one, one), T)).tocsr()
+    S.sort_indices()
+    return torch.sparse_csr_tensor(
+        torch.from_numpy(S.indptr.astype("int64")),
+        torch.from_numpy(S.indices.astype("int64")),
+        torch.from_numpy(S.data),
+        S.shape,
+    )
+
+
+def _scipy_matrix(A: Any) -> Any:
+    import scipy.sparse as sp
+
+    return sp.csr_matrix(
+        (A.values().numpy(), A.col_indices().numpy(), A.crow_indices().numpy()), shape=A.shape
+    )
+
+
+def _copy_bandwidth() -> float:
+    """Bytes per second of a 128 MiB ``copy_`` (read + write), best of 5."""
+    import torch
+
+    src = torch.ones(2**24, dtype=torch.float64)
+    dst = torch.empty_like(src)
+    dst.copy_(src)
+    best = float("inf")
+    for _ in range(5):
+        t0 = time.perf_counter()
+        dst.copy_(src)
+        best = min(best, time.perf_counter() - t0)
+    return 2 * src.numel() * src.element_size() / best
+
+
+def _passes(solver: str, iterations: int) -> float:
+    """Vector passes of ``iterations`` iterations (GMRES: its inner steps j = 0..m-1)."""
+    if solver != "gmres":
+        return PASSES[solver] * iterations
+    return sum(2 * (i % GMRES_RESTART) + 9 for i in range(iterations))
+
+
+def measure(spec: dict[str, Any]) -> dict[str, Any]:
+    if measuring_memory():  # this benchmark times only
+        return {}
+    load1 = os.getloadavg()[0]
+    import warnings
+
+    import numpy as np
+    import scipy.sparse.linalg as spla
+    import torch
+
+    import tsgu.core as tc
+    from _runner import nbytes
+
+    warnings.simplefilter("ignore")
+    solver, n = spec["solver"], spec["grid"]
+    A = _matrix(spec["matrix"], n)
+    S = _scipy_matrix(A)
+    rows = A.shape[0]
+    b_np = np.random.default_rng(1).standard_normal(rows)
+    b = torch.from_numpy(b_np)
+    count = [0]
+
+    def callback(*_: Any) -> None:
+        count[0] += 1
+
+    sp_kwargs: dict[str, Any] = {"rtol": RTOL, "callback": callback}
+    ts_kwargs: dict[str, Any] = {"rtol": RTOL, "return_info": True}
+    if solver == "gmres":
+        sp_kwargs.update(restart=GMRES_RESTART, maxiter=GMRES_CYCLES, callback_type="pr_norm")
+        ts_kwargs.update(restart=GMRES_RESTART, maxiter=GMRES_CYCLES)
+    else:
+        sp_kwargs["maxiter"] = ts_kwargs["maxiter"] = 100_000
+    sp_fn, ts_fn = getattr(spla, solver), getattr(tc, solver)
+
+    def scipy_call() -> Any:
+        count[0] = 0
+        return sp_fn(S, b_np, **sp_kwargs)[0]
+
+    def tsgu_call() -> Any:
+        return ts_fn(A, b, **ts_kwargs)
+
+    def clock(fn: Any) -> tuple[float, Any]:
+        t0 = time.perf_counter()
+        out = fn()
+        return time.perf_counter() - t0, out
+
+    out: dict[str, Any] = {"load1": round(load1, 2), "rows": rows, "nnz": int(A.values().numel())}
+    if solver == "minres":
+        # SciPy's stopping test differs: run tsgu's MINRES to the true residual SciPy reached.
+        out["scipy_first_s"], x = clock(scipy_call)
+        target = float(np.linalg.norm(S @ x - b_np) / np.linalg.norm(b_np))
+        ts_kwargs["rtol"] = target
+        out["tsgu_first_s"], (x_t, info) = clock(tsgu_call)
+    else:
+        out["tsgu_first_s"], (x_t, info) = clock(tsgu_call)
+        out["scipy_first_s"], x = clock(scipy_call)
+    out["scipy_iterations"] = count[0]
+    out["tsgu_iterations"] = info.iterations
+    warm_t, warm_s = [], []
+    for _ in range(3):  # interleaved: the load changes for both alike
+        warm_t.append(clock(tsgu_call)[0])
+        warm_s.append(clock(scipy_call)[0])
+    out["tsgu_warm_s"], out["scipy_warm_s"] = min(warm_t), min(warm_s)
+    out["warm_vs_scipy"] = out["scipy_warm_s"] / out["tsgu_warm_s"]
+    out["first_vs_scipy"] = out["scipy_first_s"] / out["tsgu_first_s"]
+    res = float(np.linalg.norm(S @ x_t.numpy() - b_np) / np.linalg.norm(b_np))
+    out["tsgu_residual"] = res
+    out["scipy_residual"] = float(np.linalg.norm(S @ x - b_np) / np.linalg.norm(b_np))
+    bandwidth = _copy_bandwidth()
+    its = info.iterations
+    matrix_bytes = nbytes(A)
+    moved = its * PRODUCTS[solver] * matrix_bytes + _passes(solver, its) * rows * 8
+    out["copy_GBps"] = bandwidth / 1e9
+    out["floor_s"] = moved / bandwidth
+    out["floor_share"] = out["floor_s"] / out["tsgu_warm_s"]
+    out["scipy_floor_share"] = (
+        out["floor_s"] * (out["scipy_iterations"] / its) / out["scipy_warm_s"] if its else None
+    )
+    out["threads"] = torch.get_num_threads()
+    return out
+
+
+def cases(large: bool) -> list[Case]:
+    plan = [
+        ("cg", "lap7"),
+        ("cg", "lap27"),
+        ("minres", "lap7"),
+        ("minres", "lap27"),
+        ("bicgstab", "convdiff"),
+        ("gmres", "convdiff"),
+    ]
+    grids = GRIDS + (LARGE_GRIDS if large else ())
+    out = []
+    for n in grids:
+        for solver, matrix in plan:
+            nnz_per_row = 27 if matrix == "lap27" else 7
+            needs = n**3 * (nnz_per_row * 16 * 2 + 8 * 8 * (GMRES_RESTART + 10))
+            out.append(
+                Case(
+                    f"{solver} {matrix} {n}³",
+                    "tsgu vs scipy",
+                    {"solver": solver, "matrix": matrix, "grid": n},
+                    needs_bytes=needs,
+                )
+            )
+    return out
+
+
+if __name__ == "__main__":
+    large = "--large" in sys.argv
+    argv = [a for a in sys.argv[1:] if a != "--large"]
+    warm = Column("tsgu_warm_s", "tsgu warm", "s")
+    run(
+        "krylov-large" if large else "krylov",
+        cases(large),
+        measure,
+        columns=[
+            Column("tsgu_iterations", "its"),
+            Column("scipy_iterations", "scipy its"),
+            warm,
+            Column("scipy_warm_s", "scipy warm", "s"),
+            Column("warm_vs_scipy", "warm vs SciPy", "x"),
+            Column("tsgu_first_s", "tsgu first", "s"),
+            Column("scipy_first_s", "scipy first", "s"),
+            Column("first_vs_scipy", "first vs SciPy", "x"),
+            Column("floor_share", "floor share"),
+            Column("scipy_floor_share", "scipy floor share"),
+            Column("copy_GBps", "copy GB/s"),
+            Column("load1", "load"),
+        ],
+        reference={},
+        argv=argv,
+        timeout=1800,
+        title=f"Krylov solvers vs SciPy, float64, rtol {RTOL}, CPU (shared machine: see load)",
+    )
