@@ -32,14 +32,24 @@ SciPy stores int32 indices (it downcasts), tsgu int64: tsgu's floor counts its o
 
 Every row records the load average (``load1``) at its start: the machine is shared.
 
-    python benchmarks/krylov.py [--only cg] [--large]
+``--compare-to REF`` (a git commit) adds a row "tsgu REF" per problem: the Krylov solvers
+of that commit (``tsgu/core/krylov`` only, on today's rest of tsgu.core), measured the
+same way in their own child, beside "tsgu" (the working tree).
+
+``--threads N`` sets torch's threads (default: torch's own, the cores); SciPy uses one.
+
+    python benchmarks/krylov.py [--only cg] [--large] [--compare-to REF] [--threads N]
 """
 
 from __future__ import annotations
 
 import os
+import shutil
+import subprocess
 import sys
+import tempfile
 import time
+from pathlib import Path
 from typing import Any
 
 from _runner import Case, Column, measuring_memory, run
@@ -121,9 +131,9 @@ def measure(spec: dict[str, Any]) -> dict[str, Any]:
     import torch
 
     import tsgu.core as tc
-    from _runner import nbytes
-
     warnings.simplefilter("ignore")
+    if spec.get("threads"):
+        torch.set_num_threads(spec["threads"])
     solver, n = spec["solver"], spec["grid"]
     A = _matrix(spec["matrix"], n)
     S = _scipy_matrix(A)
@@ -143,6 +153,11 @@ def measure(spec: dict[str, Any]) -> dict[str, Any]:
     else:
         sp_kwargs["maxiter"] = ts_kwargs["maxiter"] = 100_000
     sp_fn, ts_fn = getattr(spla, solver), getattr(tc, solver)
+    if spec.get("ref_dir"):  # another commit's solvers, as the package tsgu.core.krylov_ref
+        import importlib
+
+        tc.__path__.append(spec["ref_dir"])
+        ts_fn = getattr(importlib.import_module("tsgu.core.krylov_ref"), solver)
 
     def scipy_call() -> Any:
         count[0] = 0
@@ -180,7 +195,9 @@ def measure(spec: dict[str, Any]) -> dict[str, Any]:
     out["scipy_residual"] = float(np.linalg.norm(S @ x - b_np) / np.linalg.norm(b_np))
     bandwidth = _copy_bandwidth()
     its = info.iterations
-    matrix_bytes = nbytes(A)
+    # as tsgu's kernel stores it: int32 indices where they fit (SciPy does the same)
+    index_bytes = 4 if max(rows, A.values().numel()) < 2**31 else 8
+    matrix_bytes = A.values().numel() * (8 + index_bytes) + (rows + 1) * index_bytes
     moved = its * PRODUCTS[solver] * matrix_bytes + _passes(solver, its) * rows * 8
     out["copy_GBps"] = bandwidth / 1e9
     out["floor_s"] = moved / bandwidth
@@ -192,7 +209,9 @@ def measure(spec: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
-def cases(large: bool) -> list[Case]:
+def cases(
+    large: bool, ref: str | None, ref_dir: str | None, threads: int | None = None
+) -> list[Case]:
     plan = [
         ("cg", "lap7"),
         ("cg", "lap27"),
@@ -207,41 +226,78 @@ def cases(large: bool) -> list[Case]:
         for solver, matrix in plan:
             nnz_per_row = 27 if matrix == "lap27" else 7
             needs = n**3 * (nnz_per_row * 16 * 2 + 8 * 8 * (GMRES_RESTART + 10))
-            out.append(
-                Case(
-                    f"{solver} {matrix} {n}³",
-                    "tsgu vs scipy",
-                    {"solver": solver, "matrix": matrix, "grid": n},
-                    needs_bytes=needs,
+            spec = {"solver": solver, "matrix": matrix, "grid": n, "threads": threads}
+            group = f"{solver} {matrix} {n}³"
+            if ref is not None:
+                out.append(
+                    Case(group, f"tsgu {ref}", {**spec, "ref_dir": ref_dir}, needs_bytes=needs)
                 )
-            )
+            out.append(Case(group, "tsgu", spec, needs_bytes=needs))
     return out
 
 
-if __name__ == "__main__":
+def _extract_ref(ref: str) -> str:
+    """``tsgu/core/krylov`` of commit ``ref`` as a package ``krylov_ref`` in a temp folder."""
+    root = Path(__file__).resolve().parent.parent
+    tmp = Path(tempfile.mkdtemp(prefix="tsgu-krylov-ref-"))
+    path = "packages/tsgu-core/src/tsgu/core/krylov"
+    archive = subprocess.run(
+        ["git", "-C", str(root), "archive", ref, path], check=True, capture_output=True
+    ).stdout
+    subprocess.run(["tar", "-x", "-C", str(tmp)], input=archive, check=True)
+    (tmp / path).rename(tmp / "krylov_ref")
+    shutil.rmtree(tmp / "packages")
+    return str(tmp)
+
+
+def main() -> None:
     large = "--large" in sys.argv
     argv = [a for a in sys.argv[1:] if a != "--large"]
+    ref = ref_dir = None
+    if "--compare-to" in argv:
+        i = argv.index("--compare-to")
+        ref = argv[i + 1]
+        del argv[i : i + 2]
+        ref_dir = _extract_ref(ref)
+    threads = None
+    if "--threads" in argv:
+        i = argv.index("--threads")
+        threads = int(argv[i + 1])
+        del argv[i : i + 2]
+    selected = cases(large, ref, ref_dir, threads)
     warm = Column("tsgu_warm_s", "tsgu warm", "s")
-    run(
-        "krylov-large" if large else "krylov",
-        cases(large),
-        measure,
-        columns=[
-            Column("tsgu_iterations", "its"),
-            Column("scipy_iterations", "scipy its"),
-            warm,
-            Column("scipy_warm_s", "scipy warm", "s"),
-            Column("warm_vs_scipy", "warm vs SciPy", "x"),
-            Column("tsgu_first_s", "tsgu first", "s"),
-            Column("scipy_first_s", "scipy first", "s"),
-            Column("first_vs_scipy", "first vs SciPy", "x"),
-            Column("floor_share", "floor share"),
-            Column("scipy_floor_share", "scipy floor share"),
-            Column("copy_GBps", "copy GB/s"),
-            Column("load1", "load"),
-        ],
-        reference={},
-        argv=argv,
-        timeout=1800,
-        title=f"Krylov solvers vs SciPy, float64, rtol {RTOL}, CPU (shared machine: see load)",
-    )
+    first = Column("tsgu_first_s", "tsgu first", "s")
+    try:
+        run(
+            "krylov-large" if large else "krylov",
+            selected,
+            measure,
+            columns=[
+                Column("tsgu_iterations", "its"),
+                Column("scipy_iterations", "scipy its"),
+                warm,
+                Column("scipy_warm_s", "scipy warm", "s"),
+                Column("warm_vs_scipy", "warm vs SciPy", "x"),
+                first,
+                Column("scipy_first_s", "scipy first", "s"),
+                Column("first_vs_scipy", "first vs SciPy", "x"),
+                Column("floor_share", "floor share"),
+                Column("scipy_floor_share", "scipy floor share"),
+                Column("copy_GBps", "copy GB/s"),
+                Column("load1", "load"),
+            ],
+            # with --compare-to: the speed-up over that commit (children apart: less exact
+            # than the ratios to SciPy, which are taken within one child)
+            reference={c.group: f"tsgu {ref}" for c in selected} if ref else {},
+            ratio_of=[warm, first] if ref else [],
+            argv=argv,
+            timeout=1800,
+            title=f"Krylov solvers vs SciPy, float64, rtol {RTOL}, CPU (shared machine: see load)",
+        )
+    finally:
+        if ref_dir is not None:
+            shutil.rmtree(ref_dir, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
