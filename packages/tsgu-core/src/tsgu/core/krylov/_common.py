@@ -111,6 +111,11 @@ class LinearOperator:
             )
 
     @property
+    def is_callable(self) -> bool:
+        """A user's ``A(x)``: what it returns may alias its argument."""
+        return self._callable is not None
+
+    @property
     def batched(self) -> bool | None:
         """True or False for a matrix; None for a callable (b's shape decides)."""
         return len(self.shape) == 3 if self.shape else None
