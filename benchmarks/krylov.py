@@ -79,7 +79,7 @@ def _matrix(kind: str, n: int) -> Any:
     one = sp.identity(n, format="csr")
     diag = [(2.0 + peclet) * one.diagonal(), -(1.0 + peclet) * one.diagonal()[1:]]
     T = sp.diags([diag[0], diag[1], -one.diagonal()[1:]], [0, -1, 1], format="csr")
-    S = (sp.kron(sp.kron(T, one), one) + sp.kron(sp.kron(one, T), one))
+    S = sp.kron(sp.kron(T, one), one) + sp.kron(sp.kron(one, T), one)
     S = (S + sp.kron(sp.kron(one, one), T)).tocsr()
     S.sort_indices()
     return torch.sparse_csr_tensor(
@@ -131,6 +131,7 @@ def measure(spec: dict[str, Any]) -> dict[str, Any]:
     import torch
 
     import tsgu.core as tc
+
     warnings.simplefilter("ignore")
     if spec.get("threads"):
         torch.set_num_threads(spec["threads"])
