@@ -36,9 +36,12 @@ Every row records the load average (``load1``) at its start: the machine is shar
 of that commit (``tsgu/core/krylov`` only, on today's rest of tsgu.core), measured the
 same way in their own child, beside "tsgu" (the working tree).
 
-``--threads N`` sets torch's threads (default: torch's own, the cores); SciPy uses one.
+``--threads N`` sets torch's threads and every BLAS's and OpenMP's in the children
+(SciPy's OpenBLAS included: its threads spin on a loaded machine); default: the libraries'
+own.
 
     python benchmarks/krylov.py [--only cg] [--large] [--compare-to REF] [--threads N]
+    python benchmarks/krylov.py --merge   # join the --only parts into results/krylov.csv
 """
 
 from __future__ import annotations
@@ -251,7 +254,92 @@ def _extract_ref(ref: str) -> str:
     return str(tmp)
 
 
+def merge(name: str = "krylov") -> None:
+    """Join the partial results of ``--only`` runs (``results/<name>-only-*.csv``, in the
+    order they ran) into ``results/<name>.csv`` and plot the ratios to SciPy."""
+    import csv
+
+    from _runner import PLOTS, RESULTS
+
+    parts = sorted(RESULTS.glob(f"{name}-only-*.csv"), key=lambda p: p.stat().st_mtime)
+    rows: list[dict[str, Any]] = []
+    for part in parts:
+        with open(part, newline="") as fh:
+            rows += list(csv.DictReader(fh))
+    if not rows:
+        print("nothing to merge")
+        return
+    keys: list[str] = []
+    for row in rows:
+        keys += [k for k in row if k not in keys]
+    with open(RESULTS / f"{name}.csv", "w", newline="") as fh:
+        writer = csv.DictWriter(fh, fieldnames=keys)
+        writer.writeheader()
+        writer.writerows(rows)
+    for part in parts:
+        part.unlink()
+        (PLOTS / (part.stem + ".png")).unlink(missing_ok=True)
+    print(f"wrote {RESULTS / (name + '.csv')} from {len(parts)} parts")
+    _plot_ratios(name, rows)
+
+
+def _plot_ratios(name: str, rows: list[dict[str, Any]]) -> None:
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        return
+    from _runner import PLOTS
+
+    def value(row: dict[str, Any], key: str) -> float:
+        try:
+            return float(row.get(key) or "nan")
+        except ValueError:
+            return float("nan")
+
+    groups = list(dict.fromkeys(r["group"] for r in rows))
+    methods = list(dict.fromkeys(r["method"] for r in rows))
+    panels = [
+        ("warm_vs_scipy", "SciPy time / tsgu time, warm (best of 3)"),
+        ("first_vs_scipy", "SciPy time / tsgu time, first call"),
+        ("floor_share", "share of the bandwidth floor (warm)"),
+    ]
+    fig, axes = plt.subplots(1, 3, figsize=(16, 0.45 * len(groups) + 2.5), sharey=True)
+    height = 0.8 / max(len(methods), 1)
+    for ax, (key, label) in zip(axes, panels, strict=True):
+        for j, method in enumerate(methods):
+            ys, xs = [], []
+            for i, group in enumerate(groups):
+                match = [r for r in rows if r["group"] == group and r["method"] == method]
+                if match and value(match[0], key) == value(match[0], key):
+                    ys.append(i + j * height)
+                    xs.append(value(match[0], key))
+            ax.barh(ys, xs, height=height, label=method)
+        if key != "floor_share":
+            ax.axvline(1.0, color="k", lw=0.8)
+        ax.set_yticks([i + 0.4 - height / 2 for i in range(len(groups))], groups, fontsize=8)
+        ax.set_xlabel(label, fontsize=9)
+    axes[0].invert_yaxis()
+    axes[0].legend(fontsize=8, loc="best")
+    loads = [value(r, "load1") for r in rows]
+    fig.suptitle(
+        f"Krylov solvers vs SciPy, float64, rtol {RTOL}, CPU; load average "
+        f"{min(loads):.1f}-{max(loads):.1f} (shared machine)",
+        fontsize=10,
+    )
+    fig.tight_layout()
+    PLOTS.mkdir(exist_ok=True)
+    fig.savefig(PLOTS / f"{name}.png", dpi=110)
+    plt.close(fig)
+    print(f"wrote {PLOTS / (name + '.png')}")
+
+
 def main() -> None:
+    if "--merge" in sys.argv:
+        merge("krylov-large" if "--large" in sys.argv else "krylov")
+        return
     large = "--large" in sys.argv
     argv = [a for a in sys.argv[1:] if a != "--large"]
     ref = ref_dir = None
@@ -265,6 +353,9 @@ def main() -> None:
         i = argv.index("--threads")
         threads = int(argv[i + 1])
         del argv[i : i + 2]
+    if threads is not None:  # every child's BLAS and OpenMP too (SciPy's OpenBLAS included)
+        for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
+            os.environ[var] = str(threads)
     selected = cases(large, ref, ref_dir, threads)
     warm = Column("tsgu_warm_s", "tsgu warm", "s")
     first = Column("tsgu_first_s", "tsgu first", "s")
