@@ -8,6 +8,7 @@ column that has converged (or broken down) is frozen rather than updated further
 
 from __future__ import annotations
 
+import math
 import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -16,7 +17,7 @@ from typing import Any, TypeAlias
 import torch
 
 from .._linear_solve import check_tol_or_rtol
-from .._pattern import Pattern, _matmul_kernel, stored_values
+from .._pattern import Pattern, stored_values
 from .._structure import check_structure
 from ..validation import COO, CSR, check_maxiter, check_tolerance, layout_name
 
@@ -110,17 +111,46 @@ class LinearOperator:
             )
 
     @property
+    def is_callable(self) -> bool:
+        """A user's ``A(x)``: what it returns may alias its argument."""
+        return self._callable is not None
+
+    @property
     def batched(self) -> bool | None:
         """True or False for a matrix; None for a callable (b's shape decides)."""
         return len(self.shape) == 3 if self.shape else None
 
-    def _sparse(self, pattern: Pattern, X: torch.Tensor) -> torch.Tensor:
-        k = X.shape[-1]
-        out = _matmul_kernel(pattern, self._values, X.reshape(-1, k))
-        return out.reshape(*X.shape[:-2], -1, k)
+    def _kernel_matrix(self, pattern: Pattern) -> torch.Tensor:
+        """The CSR tensor torch's kernel multiplies with (int32 indices where they fit, values
+        in row-major order), built once per solve rather than once per product."""
+        cache = self.__dict__.setdefault("_kernels", {})
+        key = id(pattern)
+        if key not in cache:
+            crow, col, perm = pattern.kernel_form
+            values = self._values if perm is None else self._values.index_select(0, perm)
+            cache[key] = torch.sparse_csr_tensor(
+                crow, col, values, (pattern.nrows, pattern.ncols), check_invariants=False
+            )
+        return cache[key]
 
-    def matvec(self, X: torch.Tensor) -> torch.Tensor:
-        """``A @ X`` for a canonical block X."""
+    def _sparse(
+        self, pattern: Pattern, X: torch.Tensor, out: torch.Tensor | None = None
+    ) -> torch.Tensor:
+        k = X.shape[-1]
+        A = self._kernel_matrix(pattern)
+        flat = X.reshape(-1, k)
+        if k == 1:  # the matrix-vector kernel, faster than a one-column product
+            batch = X.shape[:-2]  # a batched pattern is the block-diagonal matrix of its items
+            shape = (*batch, pattern.nrows // max(math.prod(batch), 1), 1)
+            if out is not None and out.shape == shape and out.is_contiguous():
+                torch.mv(A, flat[:, 0], out=out.view(-1))  # no fresh pages per product
+                return out
+            return torch.mv(A, flat[:, 0]).reshape(shape)
+        return (A @ flat).reshape(*X.shape[:-2], -1, k)
+
+    def matvec(self, X: torch.Tensor, out: torch.Tensor | None = None) -> torch.Tensor:
+        """``A @ X`` for a canonical block X; ``out``, a buffer the result may be written to
+        (and returned) where the kernel allows, never aliasing X."""
         if self._callable is not None:
             assert self.rhs is not None
             out = self._callable(self.rhs.user(X))
@@ -132,7 +162,7 @@ class LinearOperator:
                 )
             return self.rhs.canonical(out)
         if self._pattern is not None:
-            return self._sparse(self._pattern, X)
+            return self._sparse(self._pattern, X, out)
         return self._dense @ X
 
     def rmatvec(self, X: torch.Tensor) -> torch.Tensor:
@@ -201,6 +231,10 @@ def per_column(v: torch.Tensor) -> torch.Tensor:
 
 def dot(X: torch.Tensor, Y: torch.Tensor) -> torch.Tensor:
     """Column-wise inner products of two canonical blocks: ``(*batch, k)``."""
+    if X.shape[-1] == 1 and X.shape == Y.shape:  # one column: BLAS, no n-long temporary
+        if X.dim() == 2:
+            return torch.dot(X[:, 0], Y[:, 0]).reshape(1)
+        return torch.matmul(X.mT, Y).squeeze(-1)
     return (X * Y).sum(dim=-2)
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from typing import Any
 
@@ -104,18 +105,21 @@ def bicgstab(
         active = rnorm > threshold
         P = torch.zeros_like(B)
         V = torch.zeros_like(B)
+        S, T_buffer, R_next = torch.empty_like(B), torch.empty_like(B), torch.empty_like(B)
         ones = torch.ones_like(rnorm)
         rho_old, alpha, omega = ones, ones, ones
         eps = torch.finfo(B.dtype).eps
+        rhat_norm = rhs.norms(R_hat)  # changes only on a restart
         restart = torch.zeros_like(active)
         restarts = torch.zeros_like(rnorm, dtype=torch.int64)
+        identity = M is None
         reason = "maxiter"
         iterations = 0
         while iterations < maxiter and bool(active.any()):
             rho = dot(R_hat, R)
             # rho ~ 0 (e.g. a sparse shadow residual orthogonal to r): restart the column
             # with r̂ = r, the usual remedy, rather than divide by it.
-            restart = active & (restart | (rho.abs() <= eps * rhs.norms(R_hat) * rnorm))
+            restart = active & (restart | (rho.abs() <= eps * rhat_norm * rnorm))
             if bool(restart.any()):
                 restarts = restarts + restart.long()
                 exhausted = restart & (restarts > _MAX_RESTARTS)
@@ -124,41 +128,53 @@ def bicgstab(
                     active = active & ~exhausted
                 fresh = per_column(restart)
                 R_hat = torch.where(fresh, R, R_hat)
+                rhat_norm = rhs.norms(R_hat)
                 P = torch.where(fresh, 0.0, P)
                 V = torch.where(fresh, 0.0, V)
                 rho_old = torch.where(restart, ones, rho_old)
                 alpha = torch.where(restart, ones, alpha)
                 omega = torch.where(restart, ones, omega)
                 rho = torch.where(restart, rnorm**2, rho)
-            beta = (rho / rho_old) * (alpha / omega)
-            P = R + per_column(beta) * (P - per_column(omega) * V)
+            # p = r + beta (p - omega v), in place; a frozen column's p is its r (beta = 0)
+            beta = torch.where(active, (rho / rho_old) * (alpha / omega), 0.0)
+            P = P.addcmul_(per_column(omega), V, value=-1.0)
+            P = torch.addcmul(R, per_column(beta), P, out=P)
             P_hat = precond(P)
-            V = op.matvec(P_hat)
+            V = op.matvec(P_hat, out=V)
             rv = dot(R_hat, V)
             stalled = active & ~(rv.abs() > 0)  # r̂ ⟂ v: no step this iteration, restart
             step = active & ~stalled
             alpha = torch.where(step, rho / torch.where(stalled, ones, rv), ones)
-            S = R - per_column(alpha) * V
+            alpha_x = per_column(torch.where(step, alpha, 0.0))  # no step: x and r stay
+            S = torch.addcmul(R, alpha_x, V, value=-1.0, out=S)
             snorm = rhs.norms(S)
             # Columns whose s is already small stop here, with x + alpha p̂.
             half = step & (snorm <= threshold)
             full = step & ~half
             if bool(full.any()):
                 S_hat = precond(S)
-                T = op.matvec(S_hat)
+                T = op.matvec(S_hat, out=T_buffer)
                 tt = dot(T, T)
             else:  # every column stops halfway: no product with s (SciPy makes none either)
                 S_hat, T = S, torch.zeros_like(S)
                 tt = torch.zeros_like(rnorm)
             omega = torch.where(full & (tt > 0), dot(T, S) / torch.where(tt > 0, tt, ones), 0.0)
-            X_new = X + per_column(alpha) * P_hat + per_column(omega) * S_hat
-            R_new = S - per_column(omega) * T
-            rnorm_new = rhs.norms(R_new)
+            R_next = torch.addcmul(S, per_column(omega), T, value=-1.0, out=R_next)
+            rnorm_new = rhs.norms(R_next)
             update = step & torch.isfinite(rnorm_new)
-            if bool((step & ~update).any()):
-                reason = "breakdown: non-finite residual"
-            X = torch.where(per_column(update), X_new, X)
-            R = torch.where(per_column(update), R_new, R)
+            # The common case, in one sync: no column stalled, every new residual finite,
+            # and p̂ and ŝ finite (0 · inf would spoil a column that takes no step).
+            check = rnorm_new + dot(P_hat, P_hat) + (snorm if identity else dot(S_hat, S_hat))
+            if math.isfinite(float(torch.where(stalled, math.inf, check).sum())):
+                X.addcmul_(alpha_x, P_hat).addcmul_(per_column(omega), S_hat)
+                R, R_next = R_next, R
+            else:
+                if bool((step & ~update).any()):
+                    reason = "breakdown: non-finite residual"
+                X_new = X + alpha_x * P_hat + per_column(omega) * S_hat
+                X = torch.where(per_column(update), X_new, X)
+                R = torch.where(per_column(update), R_next, R)
+                R_next = torch.empty_like(R)
             rnorm = torch.where(update, rnorm_new, rnorm)
             active = active & (update | stalled) & (rnorm > threshold)
             # omega = 0 cannot start the next step (beta divides by it): restart those columns.
@@ -168,7 +184,7 @@ def bicgstab(
             omega = torch.where(active & (omega != 0), omega, ones)
             iterations += 1
             if callback is not None:
-                callback(rhs.user(X))
+                callback(rhs.user(X.clone()))  # x is updated in place after the call
         # The verdict: the true residual of the returned x, never the recurrence alone.
         start_residual = s.R if iterations == 0 else None  # exact while x is still x0
         converged, residual, reason = verdict(

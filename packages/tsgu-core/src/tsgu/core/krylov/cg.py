@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from typing import Any
 
@@ -125,36 +126,48 @@ def cg(
         Z = precond(R)
         P = Z.clone()
         rz = dot(R, Z)
+        # In place: one product, two dots and three axpys an iteration, into buffers made
+        # once; two host syncs (the loop test and the check below).
+        AP_buffer, R_next = torch.empty_like(R), torch.empty_like(R)
         reason = "maxiter"
         iterations = 0
         while iterations < maxiter and bool(active.any()):
-            AP = op.matvec(P)
+            AP = op.matvec(P, out=AP_buffer)
             pAp = dot(P, AP)
-            broken = active & ~(pAp > 0)
-            if bool(broken.any()):
-                reason = "breakdown: pᵀAp <= 0 (A or M is not positive definite)"
-                active = active & ~broken
-            alpha = torch.where(active, rz / pAp, 0.0)
-            X_new = X + per_column(alpha) * P
-            R_new = R - per_column(alpha) * AP
-            rnorm_new = rhs.norms(R_new)
-            finite = torch.isfinite(rnorm_new)
-            if not bool(finite.all()):
-                reason = "breakdown: non-finite residual"
-                active = active & finite
-            keep = per_column(active)
-            X = torch.where(keep, X_new, X)
-            R = torch.where(keep, R_new, R)
+            positive = pAp > 0
+            broken = active & ~positive
+            alpha = torch.where(active & positive, rz / pAp, 0.0)
+            step = per_column(alpha)
+            R_next = torch.addcmul(R, step, AP, value=-1.0, out=R_next)
+            rnorm_new = rhs.norms(R_next)
+            # The common case, in one sync: no column broke down, and p, Ap and the new
+            # residual are finite in every column (a finite pᵀAp needs finite p and Ap), so
+            # a frozen column's zero step leaves its x and r as they are.
+            if math.isfinite(float(torch.where(broken, math.inf, rnorm_new + pAp).sum())):
+                X.addcmul_(step, P)
+                R, R_next = R_next, R
+            else:
+                if bool(broken.any()):
+                    reason = "breakdown: pᵀAp <= 0 (A or M is not positive definite)"
+                    active = active & ~broken
+                finite = torch.isfinite(rnorm_new)
+                if not bool(finite.all()):
+                    reason = "breakdown: non-finite residual"
+                    active = active & finite
+                keep = per_column(active)
+                X = torch.where(keep, X + step * P, X)
+                R = torch.where(keep, R_next, R)
+                R_next = torch.empty_like(R)
             rnorm = torch.where(active, rnorm_new, rnorm)
             active = active & (rnorm > threshold)
             Z = precond(R)
             rz_new = dot(R, Z)
             beta = torch.where(active, rz_new / rz, 0.0)
-            P = Z + per_column(beta) * P
+            P = torch.addcmul(Z, per_column(beta), P, out=P)  # p = z + beta p
             rz = rz_new
             iterations += 1
             if callback is not None:
-                callback(rhs.user(X))
+                callback(rhs.user(X.clone()))  # x is updated in place after the call
         # The verdict: the true residual of the returned x, never the recurrence alone.
         start_residual = s.R if iterations == 0 else None  # exact while x is still x0
         converged, residual, reason = verdict(

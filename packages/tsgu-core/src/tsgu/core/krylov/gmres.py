@@ -113,11 +113,15 @@ def gmres(
         iterations = 0
         rnorm = rhs.norms(R)
         reason = "maxiter"
+        # One column of an unbatched system: Gram-Schmidt as matrix-vector products over
+        # the basis (BLAS, one pass each, no (j+1) x n temporaries).
+        vector = B.dim() == 2 and B.shape[-1] == 1
+        V = B.new_empty(restart + 1, *B.shape)  # every row used is written first
+        Vm = V.view(restart + 1, -1) if vector else None
         for _ in range(maxiter):
             active = rnorm > threshold
             if not bool(active.any()):
                 break
-            V = B.new_zeros(restart + 1, *B.shape)
             V[0] = R / per_column(_safe(rnorm))
             H = B.new_zeros(restart + 1, restart, *cols)
             g = B.new_zeros(restart + 1, *cols)
@@ -128,12 +132,22 @@ def gmres(
             steps = 0
             for j in range(restart):  # inner iterations of one cycle
                 W = op.matvec(precond(V[j]))
-                basis = V[: j + 1]
-                h = dot(basis, W.unsqueeze(0))  # (j+1, *cols)
-                W = W - (basis * h.unsqueeze(-2)).sum(0)
-                h2 = dot(basis, W.unsqueeze(0))  # second pass: re-orthogonalise
-                W = W - (basis * h2.unsqueeze(-2)).sum(0)
-                h = h + h2
+                if Vm is not None:
+                    if op.is_callable:  # a user's A(x) may return x itself: work on a copy
+                        W = W.clone()
+                    basis, w = Vm[: j + 1], W[:, 0]
+                    h1 = torch.mv(basis, w)
+                    w.addmv_(basis.T, h1, alpha=-1.0)
+                    h2 = torch.mv(basis, w)  # second pass: re-orthogonalise
+                    w.addmv_(basis.T, h2, alpha=-1.0)
+                    h = (h1 + h2).unsqueeze(-1)  # (j+1, 1)
+                else:
+                    basis = V[: j + 1]
+                    h = dot(basis, W.unsqueeze(0))  # (j+1, *cols)
+                    W = W - (basis * h.unsqueeze(-2)).sum(0)
+                    h2 = dot(basis, W.unsqueeze(0))  # second pass: re-orthogonalise
+                    W = W - (basis * h2.unsqueeze(-2)).sum(0)
+                    h = h + h2
                 h_next = rhs.norms(W)
                 for i in range(j):  # earlier rotations on the new column (j small scalars)
                     top = cs[i] * h[i] + sn[i] * h[i + 1]
@@ -151,7 +165,7 @@ def gmres(
                 H[: j + 1, j] = torch.where(done.unsqueeze(0), unit, h)
                 g[j] = torch.where(done, 0.0, g_j)
                 g[j + 1] = torch.where(done, 0.0, g_next)
-                V[j + 1] = W / per_column(_safe(h_next))
+                torch.div(W, per_column(_safe(h_next)), out=V[j + 1])
                 done = done | (g_next.abs() <= threshold) | (h_next == 0)
                 steps = j + 1
                 iterations += 1
@@ -161,7 +175,10 @@ def gmres(
             Hm = H[:steps, :steps].movedim(0, -1).movedim(0, -1)  # (*cols, steps, steps)
             gm = g[:steps].movedim(0, -1).unsqueeze(-1)  # (*cols, steps, 1)
             y = torch.linalg.solve_triangular(Hm, gm, upper=True).squeeze(-1).movedim(-1, 0)
-            update = precond((V[:steps] * y.unsqueeze(-2)).sum(0))
+            if Vm is not None:
+                update = precond(torch.mv(Vm[:steps].T, y[:, 0]).unsqueeze(-1))
+            else:
+                update = precond((V[:steps] * y.unsqueeze(-2)).sum(0))
             X_new = X + update
             R_new = B - op.matvec(X_new)
             rnorm_new = rhs.norms(R_new)

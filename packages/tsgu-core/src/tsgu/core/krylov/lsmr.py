@@ -154,14 +154,22 @@ def lsmr(
         converged = ~active
         ill = torch.zeros_like(active)
         iterations = 0
+        # In place, into buffers made once (u and its spare, x and the next x); a user's
+        # A(x) or rmatvec(y) may return its argument, so their results are copied first.
+        U_spare, X_next = torch.empty_like(U), torch.empty_like(X)
+        own = op.is_callable
         while iterations < maxiter and bool(active.any()):
             iterations += 1
-            U = op.matvec(Vv) - per_column(alpha) * U
+            U_next = op.matvec(Vv, out=U_spare)
+            U_next = U_next.clone() if own else U_next
+            U, U_spare = U_next.addcmul_(per_column(alpha), U, value=-1.0), U
             beta = rhs.norms(U)
-            U = U / per_column(torch.where(beta > 0, beta, 1.0))
-            Vv = op.rmatvec(U) - per_column(beta) * Vv
+            U = U.div_(per_column(torch.where(beta > 0, beta, 1.0)))
+            V_next = op.rmatvec(U)
+            V_next = V_next.clone() if own else V_next
+            Vv = V_next.addcmul_(per_column(beta), Vv, value=-1.0)
             alpha = rhs.norms(Vv)
-            Vv = Vv / per_column(torch.where(alpha > 0, alpha, 1.0))
+            Vv = Vv.div_(per_column(torch.where(alpha > 0, alpha, 1.0)))
 
             alphahat = torch.hypot(alphabar, torch.full_like(alphabar, damp))
             chat = alphabar / alphahat
@@ -180,9 +188,11 @@ def lsmr(
             zeta = cbar * zetabar
             zetabar = -sbar * zetabar
 
-            Hbar = Hh - per_column(thetabar * rho / (rhoold * rhobarold)) * Hbar
-            X_new = X + per_column(zeta / (rho * rhobar)) * Hbar
-            Hh = Vv - per_column(thetanew / rho) * Hh
+            c_bar = per_column(thetabar * rho / (rhoold * rhobarold))
+            Hbar = torch.addcmul(Hh, c_bar, Hbar, value=-1.0, out=Hbar)
+            step = per_column(torch.where(active, zeta / (rho * rhobar), 0.0))
+            X_next = torch.addcmul(X, step, Hbar, out=X_next)
+            Hh = torch.addcmul(Vv, per_column(thetanew / rho), Hh, value=-1.0, out=Hh)
 
             betaacute = chat * betadd
             betacheck = -shat * betadd
@@ -207,12 +217,20 @@ def lsmr(
                 minrbar = torch.minimum(minrbar, rhobarold)
             condA = torch.maximum(maxrbar, rhotemp) / torch.minimum(minrbar, rhotemp)
 
-            finite = torch.isfinite(normr_new) & torch.isfinite(X_new).all(dim=-2)
-            update = active & finite
-            X = torch.where(per_column(update), X_new, X)
+            xnorm = rhs.norms(X_next)
+            # The common case, in one sync: everything finite, so a frozen column's zero
+            # step leaves its x as it is.
+            if math.isfinite(float((normr_new + xnorm).sum())):
+                update = active
+                X, X_next, normx = X_next, X, xnorm
+            else:
+                finite = torch.isfinite(normr_new) & torch.isfinite(X_next).all(dim=-2)
+                update = active & finite
+                X = torch.where(per_column(update), X_next, X)
+                X_next = torch.empty_like(X)
+                normx = rhs.norms(X)
             normr = torch.where(update, normr_new, normr)
             normar = torch.where(update, zetabar.abs(), normar)
-            normx = rhs.norms(X)
             # SciPy's tests: 1 a consistent system, 2 a least-squares solution, 3 cond(A).
             test1 = normr / normb
             test2 = normar / torch.where(normA * normr > 0, normA * normr, 1.0)
@@ -226,7 +244,7 @@ def lsmr(
             ill = ill | (update & ~stop_ok & stop_ill)
             active = update & ~stop_ok & ~stop_ill
             if callback is not None:
-                callback(rhs.user(X))
+                callback(rhs.user(X.clone()))  # x is updated in place after the call
         if bool(ill.any()):
             reason = "cond(A) exceeds conlim"
         elif bool((~converged & ~active).any()):  # stopped neither converged nor by maxiter

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from typing import Any
 
@@ -113,6 +114,9 @@ def minres(
         R2 = R1.clone()
         W = torch.zeros_like(B)
         W2 = torch.zeros_like(B)
+        # Buffers made once: v, the product (it becomes r2; the old r1 becomes the next
+        # product's buffer) and the next x.
+        V, AV, X_next = torch.empty_like(B), torch.empty_like(B), torch.empty_like(B)
         beta, oldb = beta1.clone(), zeros.clone()
         dbar, epsln = zeros.clone(), zeros.clone()
         cs, sn = -torch.ones_like(beta1), zeros.clone()
@@ -121,13 +125,15 @@ def minres(
         while iterations < maxiter and bool(active.any()):
             # Lanczos step: v = y / beta; y = A v - (beta/oldb) r1 - (alfa/beta) r2
             inv_beta = 1.0 / torch.where(beta > 0, beta, safe)
-            V = per_column(inv_beta) * Y
-            Y = op.matvec(V)
+            V = torch.mul(Y, per_column(inv_beta), out=V)
+            AV = op.matvec(V, out=AV)
             if iterations > 0:
-                Y = Y - per_column(beta / torch.where(oldb > 0, oldb, safe)) * R1
-            alfa = dot(V, Y)
-            Y = Y - per_column(alfa * inv_beta) * R2
-            R1, R2 = R2, Y
+                AV = AV.addcmul_(
+                    per_column(beta / torch.where(oldb > 0, oldb, safe)), R1, value=-1.0
+                )
+            alfa = dot(V, AV)
+            AV = AV.addcmul_(per_column(alfa * inv_beta), R2, value=-1.0)
+            R1, R2, AV = R2, AV, R1
             Y = precond(R2)
             oldb = beta
             beta_sq = dot(R2, Y)
@@ -143,20 +149,30 @@ def minres(
             sn = beta / gamma
             phi = cs * phibar
             phibar_new = sn * phibar
+            # w = (v - oldeps w1 - delta w2) / gamma, into the oldest w's storage
             W1, W2 = W2, W
-            W = (V - per_column(oldeps) * W1 - per_column(delta) * W2) * per_column(1.0 / gamma)
-            X_new = X + per_column(phi) * W
-            finite = torch.isfinite(phibar_new) & torch.isfinite(X_new).all(dim=-2)
-            if bool((active & ~finite).any()):
-                reason = "breakdown: non-finite iterate"
-            update = active & finite
-            X = torch.where(per_column(update), X_new, X)
+            W = torch.addcmul(V, per_column(oldeps), W1, value=-1.0, out=W1)
+            W = W.addcmul_(per_column(delta), W2, value=-1.0).mul_(per_column(1.0 / gamma))
+            X_next = torch.addcmul(X, per_column(torch.where(active, phi, 0.0)), W, out=X_next)
+            xnorm = rhs.norms(X_next)
+            # The common case, in one sync: everything finite, so a frozen column's zero
+            # step leaves its x as it is.
+            if math.isfinite(float((phibar_new + xnorm).sum())):
+                update = active
+                X, X_next = X_next, X
+            else:
+                finite = torch.isfinite(phibar_new) & torch.isfinite(X_next).all(dim=-2)
+                if bool((active & ~finite).any()):
+                    reason = "breakdown: non-finite iterate"
+                update = active & finite
+                X = torch.where(per_column(update), X_next, X)
+                X_next = torch.empty_like(X)
             phibar = torch.where(update, phibar_new, phibar)
             # beta = 0: the Krylov space is exhausted and the solution exact.
             active = update & (phibar > threshold) & (beta > 0)
             iterations += 1
             if callback is not None:
-                callback(rhs.user(X))
+                callback(rhs.user(X.clone()))  # x is updated in place after the call
 
         # The verdict: the true residual of the returned x, in the norm of the stopping test
         # (M's, the 2-norm without M); an exhausted Krylov space ends a column there too.
