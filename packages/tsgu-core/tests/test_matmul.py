@@ -206,12 +206,6 @@ def test_wrong_layout_of_A_is_a_type_error(make_A, message):
         tc.sparse_mm(make_A(), torch.ones(12, 2, dtype=torch.float64))
 
 
-def test_sparse_B_is_a_type_error():
-    A = _csr()
-    with pytest.raises(TypeError, match="B must be a dense"):
-        tc.sparse_mm(A, torch.ones(12, 2, dtype=torch.float64).to_sparse())
-
-
 @pytest.mark.parametrize(
     ("make", "message"),
     [

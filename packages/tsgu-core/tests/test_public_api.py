@@ -26,6 +26,8 @@ EXPECTED = {
     "sparse_generic_lstsq",
     "sparse_generic_solve",
     "sparse_triangular_solve",
+    "sparse_add",
+    "sparse_transpose",
     "convert_coo_to_csr",
     "convert_coo_to_csr_indices_values",
     "make_spd_sparse",

@@ -6,6 +6,7 @@ sparse parameter trains in O(nnz) memory. torch is the only dependency.
 differentiable values, sampled products, the one differentiable solve).
 """
 
+from .add import sparse_add
 from .block_diag import sparse_block_diag, sparse_block_diag_split
 from .constructors import sparse_coo_tensor, sparse_csc_tensor, sparse_csr_tensor
 from .conversion import convert_coo_to_csr, convert_coo_to_csr_indices_values, stack_csr
@@ -20,6 +21,7 @@ from .random_sparse import make_spd_sparse, rand_sparse, rand_sparse_tri
 from .sampled import sparse_sampled_mm
 from .softmax import sparse_log_softmax, sparse_softmax
 from .solve import sparse_generic_solve
+from .transpose import sparse_transpose
 from .triangular import sparse_triangular_solve
 
 __version__ = "0.1.0"
@@ -45,6 +47,7 @@ __all__ = [
     "poisson_3d",
     "rand_sparse",
     "rand_sparse_tri",
+    "sparse_add",
     "sparse_bidir_logsumexp",
     "sparse_block_diag",
     "sparse_block_diag_split",
@@ -59,6 +62,7 @@ __all__ = [
     "sparse_mm",
     "sparse_sampled_mm",
     "sparse_softmax",
+    "sparse_transpose",
     "sparse_triangular_solve",
     "stack_csr",
 ]

@@ -634,11 +634,17 @@ def attach_values(raw: torch.Tensor, values: torch.Tensor) -> torch.Tensor:
 def transpose(A: torch.Tensor) -> torch.Tensor:
     """``A.mT`` in A's own layout (COO stays COO, CSR stays CSR), differentiable in O(nnz).
 
-    COO swaps its index rows (no reordering); CSR reorders its values by a stable sort of
-    the column indices and keeps A's index dtype.
+    COO swaps its index rows (no reordering) when A is uncoalesced; a coalesced COO A and a
+    CSR A have their values reordered by a stable sort of the column indices, so the result
+    is coalesced (row-major) too; CSR keeps A's index dtype.
     """
     values = values_of(A)
     shape = (*A.shape[:-2], A.shape[-1], A.shape[-2])
+    if A.layout == COO and A.is_coalesced():
+        (indices,), perm = Pattern.of(A).transposed_indices
+        values = values.index_select(0, perm)
+        raw = torch.sparse_coo_tensor(indices, values.detach(), shape, is_coalesced=True)
+        return attach_values(raw, values)
     if A.layout == COO:
         indices = A._indices()
         swapped = torch.cat([indices[:-2], indices[-1:], indices[-2:-1]])

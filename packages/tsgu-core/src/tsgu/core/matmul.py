@@ -5,6 +5,7 @@ from __future__ import annotations
 import torch
 
 from ._pattern import Pattern, pattern_matmul, values_of
+from .matmul_sparse import sparse_sparse_mm
 from .validation import (
     COO,
     CSR,
@@ -43,13 +44,17 @@ def sparse_mm(A: torch.Tensor, B: torch.Tensor) -> torch.Tensor:
         Sparse COO or CSR matrix ``(n, m)``, or a batch ``(b, n, m)``. COO may be
         uncoalesced; CSR may have int32 or int64 indices.
     B : torch.Tensor
-        Dense ``(m, k)``, ``(m,)`` (with a 2D ``A``), or ``(b, m, k)`` (with a batched ``A``).
-        Same dtype (float32 or float64) and device as ``A``.
+        Dense ``(m, k)``, ``(m,)`` (with a 2D ``A``), or ``(b, m, k)`` (with a batched ``A``);
+        or sparse COO, CSR or CSC ``(m, p)`` / ``(b, m, p)``. Same dtype (float32 or
+        float64) and device as ``A``.
 
     Returns
     -------
     torch.Tensor
-        Dense ``C = A @ B``: ``(n, k)``, ``(n,)`` or ``(b, n, k)``.
+        Dense ``C = A @ B``: ``(n, k)``, ``(n,)`` or ``(b, n, k)``. With a sparse ``B``, a
+        sparse ``C`` in A's layout (CSR with A's index dtype, COO coalesced) on the pattern
+        of the symbolic product (entries that cancel to zero are kept); a batched CSR ``C``
+        stores the union of the items' patterns (torch needs one nnz for every item).
 
     Raises
     ------
@@ -75,6 +80,13 @@ def sparse_mm(A: torch.Tensor, B: torch.Tensor) -> torch.Tensor:
     differentiable, so second derivatives (``create_graph=True``) are exact. A batch is
     folded into one block-diagonal matrix: one kernel call, no loop over the batch.
 
+    With a sparse ``B`` and :math:`V` the gradient at C's pattern,
+    :math:`\bar A = (V B^\top) \odot \mathrm{mask}(A)` and
+    :math:`\bar B = (A^\top V) \odot \mathrm{mask}(B)`, each at its input's pattern and
+    order, computed at those entries only (a walk over the products ``A[i,k] B[k,j]`` in
+    memory-bounded chunks, never a dense n x p); differentiable to any order. The forward
+    values and C's pattern come from torch's CSR @ CSR kernel.
+
     Examples
     --------
     >>> import torch
@@ -89,6 +101,8 @@ def sparse_mm(A: torch.Tensor, B: torch.Tensor) -> torch.Tensor:
     >>> A.grad.values()  # only at A's two stored entries
     tensor([1., 4.])
     """
+    if isinstance(B, torch.Tensor) and B.layout != torch.strided:
+        return sparse_sparse_mm(A, B)
     A, B = _check(A, B)
     pattern = Pattern.of(A)
     values = values_of(A, pattern)

@@ -1,0 +1,154 @@
+"""``sparse_add``: ``alpha*A + beta*B`` of two sparse matrices, on the union of their patterns."""
+
+from __future__ import annotations
+
+import numbers
+
+import torch
+
+from ._assemble import assemble, build
+from ._pattern import Pattern, attach_values, from_values, values_of
+from .validation import (
+    COO,
+    CSR,
+    check_float_dtype,
+    check_same_device,
+    check_same_dtype,
+    check_sparse,
+    layout_name,
+)
+
+__all__ = ["sparse_add"]
+
+_FN = "sparse_add"
+
+
+def check_same_sparse_operands(fn: str, A: torch.Tensor, B: torch.Tensor) -> None:
+    """Sparse ``A`` and ``B`` share a layout, dtype (float32/float64) and device."""
+    if A.layout != B.layout:
+        fix = "B.to_sparse_csr()" if A.layout == CSR else "B.to_sparse_coo()"
+        raise TypeError(
+            f"{fn}: B must have A's layout ({layout_name(A.layout)}), got layout "
+            f"{layout_name(B.layout)}; convert with {fix}"
+        )
+    check_float_dtype(fn, "A", A)
+    check_same_dtype(fn, ("A", "B"), A, B)
+    check_same_device(fn, ("A", "B"), A, B)
+
+
+def _check_scale(name: str, value: object) -> torch.Tensor | float:
+    if isinstance(value, torch.Tensor):
+        if value.dim() != 0:
+            raise ValueError(
+                f"{_FN}: {name} must be a number or a 0-dimensional tensor, got a tensor of "
+                f"shape {tuple(value.shape)}; pass one scalar"
+            )
+        if not value.is_floating_point():
+            raise ValueError(
+                f"{_FN}: {name} must have a floating-point dtype, got {value.dtype}; "
+                f"cast it with {name}.to(torch.float64)"
+            )
+        return value
+    if isinstance(value, numbers.Real) and not isinstance(value, bool):
+        return float(value)
+    raise TypeError(
+        f"{_FN}: {name} must be a number or a 0-dimensional tensor, got "
+        f"{type(value).__name__}; pass a float"
+    )
+
+
+def _scaled(values: torch.Tensor, scale: torch.Tensor | float) -> torch.Tensor:
+    if isinstance(scale, torch.Tensor):
+        return values * scale.to(device=values.device, dtype=values.dtype)
+    return values if scale == 1.0 else values * scale
+
+
+def sparse_add(
+    A: torch.Tensor,
+    B: torch.Tensor,
+    alpha: float | torch.Tensor = 1.0,
+    beta: float | torch.Tensor = 1.0,
+) -> torch.Tensor:
+    r"""``alpha * A + beta * B`` for sparse A and B, stored on the union of their patterns.
+
+    Parameters
+    ----------
+    A, B : torch.Tensor
+        Sparse COO or CSR ``(n, m)``, or batches ``(b, n, m)``, of the same layout, shape,
+        dtype (float32 or float64) and device. COO may be uncoalesced (duplicates are summed);
+        CSR may have int32 or int64 indices.
+    alpha, beta : float or torch.Tensor
+        Scalars, as numbers or 0-dimensional floating-point tensors; tensors may require
+        grad.
+
+    Returns
+    -------
+    torch.Tensor
+        Sparse, in A's layout: when B has A's very indices, A's pattern (and order);
+        otherwise the sorted union of the two patterns (COO coalesced; CSR with A's index
+        dtype). A batched CSR result stores the same entries for every batch item (torch's
+        rule): the union over the batch, explicit zeros where an item has none.
+
+    Raises
+    ------
+    TypeError
+        ``A`` or ``B`` is not a sparse COO/CSR tensor, their layouts differ, or a scale is
+        neither a number nor a tensor.
+    ValueError
+        Shapes, dtypes or devices that differ; a dtype other than float32/float64; a scale
+        tensor that is not 0-dimensional and floating-point.
+
+    Notes
+    -----
+    With :math:`V` the gradient at the result's pattern,
+
+    .. math::
+
+        \bar A = \alpha V \odot \mathrm{mask}(A), \quad
+        \bar B = \beta V \odot \mathrm{mask}(B), \quad
+        \bar\alpha = \langle V, A \rangle, \quad \bar\beta = \langle V, B \rangle,
+
+    each sparse gradient with its input's layout, indices and value order: O(nnz(A) +
+    nnz(B)) time and memory, differentiable to any order. The union is one sort of the
+    entries' positions (none when B has A's index tensors).
+
+    Examples
+    --------
+    >>> import torch
+    >>> import tsgu.core as tc
+    >>> A = torch.tensor([[1.0, 0.0], [0.0, 2.0]]).to_sparse_csr().requires_grad_()
+    >>> B = torch.tensor([[0.0, 3.0], [0.0, 4.0]]).to_sparse_csr()
+    >>> C = tc.sparse_add(A, B, beta=-1.0)
+    >>> C.detach().to_dense()
+    tensor([[ 1., -3.],
+            [ 0., -2.]])
+    >>> tc.sparse_mm(C, torch.tensor([[1.0], [10.0]])).sum().backward()
+    >>> A.grad.values()  # at A's two entries only
+    tensor([ 1., 10.])
+    """
+    A = check_sparse(_FN, "A", A, layouts=(COO, CSR), dims=(2, 3))
+    B = check_sparse(_FN, "B", B, layouts=(COO, CSR), dims=(2, 3))
+    check_same_sparse_operands(_FN, A, B)
+    if A.shape != B.shape:
+        raise ValueError(
+            f"{_FN}: B must have A's shape {tuple(A.shape)}, got shape {tuple(B.shape)}; "
+            "add matrices of the same shape"
+        )
+    a = _check_scale("alpha", alpha)
+    b = _check_scale("beta", beta)
+
+    pattern_A, pattern_B = Pattern.of(A), Pattern.of(B)
+    values_A = _scaled(values_of(A, pattern_A), a)
+    values_B = _scaled(values_of(B, pattern_B), b)
+    if pattern_A.same_structure(B):
+        return from_values(pattern_A, values_A + values_B)
+    keys = torch.cat([pattern_A.linear_index(), pattern_B.linear_index()])
+    union, inverse = torch.unique(keys, sorted=True, return_inverse=True)
+    index_dtype = torch.int64 if A.layout == COO else A.crow_indices().dtype
+    shape = tuple(A.shape)
+    index_tensors, slot, nnz = assemble(union, shape, A.layout, index_dtype)
+    where = inverse if slot is None else slot.index_select(0, inverse)
+    both = torch.cat([values_A, values_B])
+    values = both.new_zeros(nnz).index_add(0, where, both)
+    raw = build(index_tensors, values.detach(), shape, A.layout)
+    return attach_values(raw, values)
