@@ -13,6 +13,7 @@ EXPECTED = {
     "ConvergenceWarning",
     "Preconditioner",
     "SolveInfo",
+    "SparseParameter",
     "__version__",
     "bicgstab",
     "block_jacobi",

@@ -1,0 +1,132 @@
+"""The parts of a sparse matrix, as they travel through a compiled region.
+
+:class:`SparseParts` is what tsgu's constructors return while ``torch.compile`` traces: a
+plain object over the index tensors and the values, which Dynamo traces like any Python
+object, and which every tsgu operation accepts in place of a sparse tensor. Its index
+structure is checked when an op first runs on it (the constructors cannot read index values
+while tracing), once while the same index tensors come back.
+"""
+
+from __future__ import annotations
+
+from typing import cast
+
+import torch
+
+from .._pattern import Pattern
+from .._structure import check_index_inputs
+from ..validation import COO, CSC, CSR
+
+__all__ = ["LAYOUTS", "SparseParts", "check_parts", "nnz_of", "pattern_of"]
+
+# custom ops take a layout as a string
+LAYOUTS = {COO: "coo", CSR: "csr", CSC: "csc"}
+_BY_NAME = {name: layout for layout, name in LAYOUTS.items()}
+_CONSTRUCTOR = {"coo": "sparse_coo_tensor", "csr": "sparse_csr_tensor", "csc": "sparse_csc_tensor"}
+
+
+class SparseParts:
+    """A sparse COO, CSR or CSC matrix (or batch) as its parts, inside a compiled region.
+
+    ``indices`` is ``(indices,)`` for COO, ``(crow_indices, col_indices)`` for CSR and
+    ``(ccol_indices, row_indices)`` for CSC, as given to the constructor; ``values`` is the
+    (differentiable) values tensor; ``shape`` is ``(n, m)`` or ``(b, n, m)``.
+    """
+
+    def __init__(
+        self,
+        layout: torch.layout,
+        indices: tuple[torch.Tensor, ...],
+        values: torch.Tensor,
+        shape: tuple[int, ...],
+    ) -> None:
+        self.layout = layout
+        self.indices = indices
+        self._values = values
+        self.shape = torch.Size(shape)
+
+    @property
+    def dtype(self) -> torch.dtype:
+        return self._values.dtype
+
+    @property
+    def device(self) -> torch.device:
+        return self._values.device
+
+    @property
+    def requires_grad(self) -> bool:
+        return self._values.requires_grad
+
+    def dim(self) -> int:
+        return len(self.shape)
+
+    def values(self) -> torch.Tensor:
+        """The values, differentiable, as given to the constructor."""
+        return self._values
+
+    def args(self) -> tuple[str, torch.Tensor, torch.Tensor | None, list[int]]:
+        """``(layout, index0, index1, shape)``: how a custom op takes the pattern."""
+        second = self.indices[1] if len(self.indices) == 2 else None
+        return LAYOUTS[self.layout], self.indices[0], second, list(self.shape)
+
+    def __repr__(self) -> str:
+        return f"SparseParts(layout={self.layout}, shape={tuple(self.shape)}, dtype={self.dtype})"
+
+
+def nnz_of(layout: str, index0: torch.Tensor, index1: torch.Tensor | None) -> int:
+    """Stored values over the whole batch, from the index tensors' shapes only."""
+    if layout == "coo":
+        return int(index0.shape[1])
+    assert index1 is not None
+    return int(index1.numel())
+
+
+def pattern_of(
+    layout: str,
+    index0: torch.Tensor,
+    index1: torch.Tensor | None,
+    shape: list[int],
+    like: torch.Tensor,
+) -> Pattern:
+    """The :class:`Pattern` of a set of parts, its indices checked first (cached).
+
+    ``like`` gives the dtype and device of the placeholder values the pattern is read from.
+    """
+    index_tensors = (index0,) if index1 is None else (index0, index1)
+    check_index_inputs(_CONSTRUCTOR[layout], _BY_NAME[layout], index_tensors, shape)
+    if layout == "coo":
+        placeholder = like.new_zeros(index0.shape[1])
+        raw = torch.sparse_coo_tensor(index0, placeholder, shape)
+    else:
+        assert index1 is not None
+        placeholder = like.new_zeros(index1.shape)
+        build = torch.sparse_csr_tensor if layout == "csr" else torch.sparse_csc_tensor
+        raw = build(index0, index1, placeholder, shape, check_invariants=False)
+    return Pattern.of(raw)
+
+
+def check_parts(
+    fn: str,
+    name: str,
+    A: SparseParts,
+    layouts: tuple[torch.layout, ...],
+    dims: tuple[int, ...] = (2, 3),
+) -> torch.Tensor:
+    """``A``'s layout and dimensions, as :func:`tsgu.core.validation.check_sparse` checks a
+    sparse tensor's (its index structure is checked when an op first runs on it).
+
+    Returned typed as the tensor it stands for: the checks that follow in an entry point
+    read only its shape, dtype and device, which it has.
+    """
+    if A.layout not in layouts:
+        names = " or ".join(LAYOUTS[layout].upper() for layout in layouts)
+        raise TypeError(
+            f"{fn}: {name} must be a sparse {names} tensor, got layout {A.layout}; "
+            "build it with another of tsgu's constructors"
+        )
+    if A.dim() not in dims:
+        raise ValueError(
+            f"{fn}: {name} must have {' or '.join(map(str, dims))} dimensions, "
+            f"got shape {tuple(A.shape)}; reshape it"
+        )
+    return cast(torch.Tensor, A)
