@@ -17,7 +17,7 @@ from .._pattern import Pattern
 from .._structure import check_index_inputs
 from ..validation import COO, CSC, CSR
 
-__all__ = ["LAYOUTS", "SparseParts", "check_parts", "nnz_of", "pattern_of"]
+__all__ = ["LAYOUTS", "SparseParts", "check_parts", "nnz_of", "pattern_of", "sparse_of"]
 
 # custom ops take a layout as a string
 LAYOUTS = {COO: "coo", CSR: "csr", CSC: "csc"}
@@ -81,6 +81,26 @@ def nnz_of(layout: str, index0: torch.Tensor, index1: torch.Tensor | None) -> in
     return int(index1.numel())
 
 
+def sparse_of(
+    layout: str,
+    index0: torch.Tensor,
+    index1: torch.Tensor | None,
+    shape: list[int],
+    values: torch.Tensor,
+) -> tuple[torch.Tensor, Pattern]:
+    """The torch sparse tensor holding ``values`` (flat, no autograd) at a set of parts, and
+    its :class:`Pattern`; the indices are checked first (once while they stay unchanged)."""
+    index_tensors = (index0,) if index1 is None else (index0, index1)
+    check_index_inputs(_CONSTRUCTOR[layout], _BY_NAME[layout], index_tensors, shape)
+    if layout == "coo":
+        raw = torch.sparse_coo_tensor(index0, values.reshape(-1), shape)
+    else:
+        assert index1 is not None
+        build = torch.sparse_csr_tensor if layout == "csr" else torch.sparse_csc_tensor
+        raw = build(index0, index1, values.reshape(index1.shape), shape, check_invariants=False)
+    return raw, Pattern.of(raw)
+
+
 def pattern_of(
     layout: str,
     index0: torch.Tensor,
@@ -92,17 +112,8 @@ def pattern_of(
 
     ``like`` gives the dtype and device of the placeholder values the pattern is read from.
     """
-    index_tensors = (index0,) if index1 is None else (index0, index1)
-    check_index_inputs(_CONSTRUCTOR[layout], _BY_NAME[layout], index_tensors, shape)
-    if layout == "coo":
-        placeholder = like.new_zeros(index0.shape[1])
-        raw = torch.sparse_coo_tensor(index0, placeholder, shape)
-    else:
-        assert index1 is not None
-        placeholder = like.new_zeros(index1.shape)
-        build = torch.sparse_csr_tensor if layout == "csr" else torch.sparse_csc_tensor
-        raw = build(index0, index1, placeholder, shape, check_invariants=False)
-    return Pattern.of(raw)
+    placeholder = like.new_zeros(nnz_of(layout, index0, index1))
+    return sparse_of(layout, index0, index1, shape, placeholder)[1]
 
 
 def check_parts(
