@@ -428,3 +428,61 @@ def test_sparse_parameter_state_dict_and_errors():
     with pytest.raises(TypeError) as info:
         tc.SparseParameter(A.to_dense())
     assert_error_policy(info.value, "SparseParameter: A must be")
+
+
+# ---------------------------------------------------------------------- reductions
+@pytest.mark.parametrize(("layout", "index_dtype"), LAYOUT_INDEX)
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("batch", BATCHES)
+@pytest.mark.parametrize("log", [False, True])
+def test_sparse_softmax_compiled_equals_eager(layout, index_dtype, dtype, batch, log):
+    A = matrix("nonsymmetric", layout, batch, dtype)
+    _, values, build = parts_of(A, index_dtype)
+    X = dense((*A.shape[:-2], A.shape[-1], 2), dtype)
+    softmax = tc.sparse_log_softmax if log else tc.sparse_softmax
+
+    def f(v, X):  # the result read through a product
+        return tc.sparse_mm(softmax(build(v), dim=-1), X)
+
+    compare(f, [values, X], dtype)
+
+
+@pytest.mark.parametrize(("layout", "index_dtype"), LAYOUT_INDEX)
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("batch", BATCHES)
+@pytest.mark.parametrize(("dim", "keepdim"), [(-1, False), (-2, True), ((-2, -1), False)])
+def test_sparse_logsumexp_compiled_equals_eager(layout, index_dtype, dtype, batch, dim, keepdim):
+    A = matrix("nonsymmetric", layout, batch, dtype)
+    _, values, build = parts_of(A, index_dtype)
+
+    def f(v):
+        return tc.sparse_logsumexp(build(v), dim=dim, keepdim=keepdim)
+
+    compare(f, [values], dtype)
+
+
+def test_function_ops_opcheck_and_gradgradcheck():
+    from tsgu.core._compiled.function import function_op
+    from tsgu.core._compiled.options import encode_options
+
+    A = matrix("nonsymmetric", torch.sparse_csr, "batched", torch.float64)
+    (crow, col), values, _ = parts_of(A, torch.int32)
+    v = values.detach().clone().requires_grad_()
+    options = {"layout": str(A.layout), "shape": list(A.shape), "dim": -1}
+    options.update(keepdim=False, include_zeros=False)
+    torch.library.opcheck(function_op, ("logsumexp", [crow, col, v], encode_options(options)))
+
+    def f(v):
+        return function_op("logsumexp", [crow, col, v], encode_options(options))
+
+    assert torch.autograd.gradcheck(f, (v,))
+    assert torch.autograd.gradgradcheck(f, (v,))
+
+
+def test_encode_options_is_json():
+    import json
+
+    from tsgu.core._compiled.options import encode_options
+
+    options = {"b": [1, 2.5, None], "a": {"s": 'q"\\', "t": True}, "x": float("inf")}
+    assert json.loads(encode_options(options)) == options

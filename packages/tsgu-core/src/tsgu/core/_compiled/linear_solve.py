@@ -13,7 +13,6 @@ op, its gradients, the folding of right-hand sides) is written once, here.
 """
 
 import json
-import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Optional, cast
@@ -22,6 +21,7 @@ import torch
 
 from .._linear_solve import LinearSolver, _solve_checked, check_solve_operands, fold_block
 from .._pattern import Pattern
+from .options import encode_options
 from .parts import SparseParts, nnz_of, pattern_of, sparse_of
 from .products import sampled
 
@@ -128,23 +128,6 @@ def _backward(ctx: Any, grad_X: torch.Tensor) -> tuple[Any, ...]:
 linear_solve_op.register_autograd(_backward, setup_context=_setup)
 
 
-def _encode(value: object) -> str:
-    """Options as JSON, written out so that Dynamo traces it to a constant string (it
-    cannot trace :func:`json.dumps`): dicts with str keys, str, bool, int, float, None."""
-    if isinstance(value, dict):
-        items = [f"{_encode(str(key))}: {_encode(value[key])}" for key in sorted(value)]
-        return "{" + ", ".join(items) + "}"
-    if value is None:
-        return "null"
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, str):
-        return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
-    if isinstance(value, float) and not math.isfinite(value):
-        return "NaN" if math.isnan(value) else ("Infinity" if value > 0 else "-Infinity")
-    return repr(value)  # int, float: JSON numbers
-
-
 def parts_linear_solve(
     A: SparseParts,
     B: torch.Tensor,
@@ -157,7 +140,7 @@ def parts_linear_solve(
     solver named by a :class:`SolverSpec`: the checks, the folding, one ``tsgu::linear_solve``."""
     A_, B = check_solve_operands(fn, cast(torch.Tensor, A), B)
     block, unfold = fold_block(A_, B)
-    options = _encode(spec.options)
+    options = encode_options(spec.options)
     values = A.values().reshape(-1)
     X = linear_solve_op(*A.args(), values, block, transpose, spec.name, options, fn)
     return unfold(X)

@@ -13,11 +13,19 @@ from typing import cast
 
 import torch
 
-from .._pattern import Pattern
+from .._pattern import Pattern, attach_values
 from .._structure import check_index_inputs
 from ..validation import COO, CSC, CSR
 
-__all__ = ["LAYOUTS", "SparseParts", "check_parts", "nnz_of", "pattern_of", "sparse_of"]
+__all__ = [
+    "LAYOUTS",
+    "SparseParts",
+    "check_parts",
+    "nnz_of",
+    "pattern_of",
+    "sparse_of",
+    "tensor_of",
+]
 
 # custom ops take a layout as a string
 LAYOUTS = {COO: "coo", CSR: "csr", CSC: "csc"}
@@ -141,3 +149,12 @@ def check_parts(
             f"got shape {tuple(A.shape)}; reshape it"
         )
     return cast(torch.Tensor, A)
+
+
+def tensor_of(layout: torch.layout, tensors: list[torch.Tensor], shape: list[int]) -> torch.Tensor:
+    """The sparse tensor of ``tensors`` = (index tensors..., values), differentiable in the
+    values as tsgu's constructors make it: what a registered eager function computes on."""
+    *index_tensors, values = tensors
+    second = index_tensors[1] if len(index_tensors) == 2 else None
+    raw, _ = sparse_of(LAYOUTS[layout], index_tensors[0], second, shape, values.detach())
+    return attach_values(raw, values.reshape(raw.values().shape if layout != COO else (-1,)))
