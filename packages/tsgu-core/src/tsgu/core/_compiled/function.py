@@ -27,11 +27,38 @@ _FUNCTIONS: dict[str, tuple[Function, Function]] = {}
 
 
 def register_function(name: str, function: Function, fake: Function) -> None:
-    """Make ``call_function(name, tensors, options)`` run ``function(tensors, options)``.
+    """Make ``call_function(name, tensors, options)`` run ``function(tensors, options)`` as
+    one custom op, so that it compiles with ``torch.compile(fullgraph=True)``.
 
-    ``function`` is differentiable in its floating-point tensors (eager autograd);
-    ``fake(tensors, options)`` returns an empty tensor with the output's shape, dtype and
-    device (``tensors`` are then fake tensors: read only their metadata).
+    ``function(tensors, options)`` is an eager computation returning one tensor,
+    differentiable (by ordinary autograd) in its floating-point tensors; ``options`` is a
+    dict of str, bool, int, float, None, lists and dicts of them. ``fake(tensors, options)``
+    returns an empty tensor with the output's shape, dtype and device, reading only the
+    tensors' metadata (they are fake tensors while Dynamo traces). The gradients are the
+    eager function's own (it runs again in the backward); second derivatives work where the
+    eager function's do.
+
+    Examples
+    --------
+    >>> import torch
+    >>> from tsgu.core.extend import call_compiled, register_compiled
+    >>> def scaled_gather(tensors, options):  # reads the indices: Dynamo would not trace it
+    ...     x, index = tensors
+    ...     return x[index.tolist()] * options["scale"]
+    >>> register_compiled(
+    ...     "my_package.scaled_gather",
+    ...     scaled_gather,
+    ...     lambda tensors, options: tensors[0].new_empty(tensors[1].shape),
+    ... )
+    >>> def f(x, index):  # torch.compile(f, fullgraph=True) traces it: one op
+    ...     return call_compiled("my_package.scaled_gather", [x, index], {"scale": 2.0})
+    >>> x = torch.tensor([1.0, 2.0, 3.0], requires_grad=True)
+    >>> y = f(x, torch.tensor([2, 0]))
+    >>> y
+    tensor([6., 2.], grad_fn=<...>)
+    >>> y.sum().backward()
+    >>> x.grad
+    tensor([2., 0., 2.])
     """
     _FUNCTIONS[name] = (function, fake)
 
@@ -39,7 +66,19 @@ def register_function(name: str, function: Function, fake: Function) -> None:
 def call_function(
     name: str, tensors: Sequence[torch.Tensor], options: dict[str, Any]
 ) -> torch.Tensor:
-    """``function(tensors, options)`` of the function registered as ``name``, as one op."""
+    """``function(tensors, options)`` of the function registered as ``name``, as one op
+    (see :func:`register_compiled`).
+
+    Examples
+    --------
+    >>> import torch
+    >>> from tsgu.core.extend import call_compiled, register_compiled
+    >>> def like_first(t, o):
+    ...     return t[0].new_empty(t[0].shape)
+    >>> register_compiled("my_package.double", lambda t, o: 2 * t[0], like_first)
+    >>> call_compiled("my_package.double", [torch.ones(2)], {})
+    tensor([2., 2.])
+    """
     out: torch.Tensor = function_op(name, list(tensors), encode_options(options))
     return out
 
