@@ -486,3 +486,17 @@ def test_encode_options_is_json():
 
     options = {"b": [1, 2.5, None], "a": {"s": 'q"\\', "t": True}, "x": float("inf")}
     assert json.loads(encode_options(options)) == options
+
+
+def test_op_pattern_cache_sees_in_place_index_edits():
+    """Ops cache the pattern of the index tensors they meet; an in-place edit invalidates it."""
+    A = matrix("nonsymmetric", torch.sparse_csr, "unbatched", torch.float64)
+    crow, col = A.crow_indices().clone(), A.col_indices().clone()
+    values, shape = A.values(), list(A.shape)
+    B = dense((A.shape[-2], 2), torch.float64)
+    first = spmm("csr", crow, col, shape, values, B, True)  # Aᵀ B: uses the cached transpose
+    col.copy_((col + 1) % A.shape[-1])  # every entry one column to the right
+    again = spmm("csr", crow, col, shape, values, B, True)
+    edited = torch.sparse_csr_tensor(crow, col, values, A.shape).to_dense()
+    torch.testing.assert_close(again, edited.mT @ B)
+    assert not torch.equal(first, again)

@@ -9,7 +9,9 @@ while tracing), once while the same index tensors come back.
 
 from __future__ import annotations
 
-from typing import cast
+import weakref
+from collections.abc import Callable
+from typing import Any, cast
 
 import torch
 
@@ -106,7 +108,49 @@ def sparse_of(
         assert index1 is not None
         build = torch.sparse_csr_tensor if layout == "csr" else torch.sparse_csc_tensor
         raw = build(index0, index1, values.reshape(index1.shape), shape, check_invariants=False)
-    return raw, Pattern.of(raw)
+    return raw, _pattern(layout, index_tensors, shape, raw)
+
+
+# Patterns of the index tensors that ops met last, keyed by the id of the last one (held
+# weakly: an entry dies with it; the others are held and compared by identity), valid while
+# their version counters stay. A compiled graph hands its ops the same index tensors (a
+# SparseParameter's buffers) at every call and in the backward, so the sorted and
+# compressed forms a pattern caches (the transpose's above all) are made once, not per op.
+_PATTERNS: dict[int, tuple[Any, ...]] = {}
+_MAX_PATTERNS = 16
+
+
+def _pattern(
+    layout: str, index_tensors: tuple[torch.Tensor, ...], shape: list[int], raw: torch.Tensor
+) -> Pattern:
+    last, others = index_tensors[-1], index_tensors[:-1]
+    try:
+        versions = tuple(t._version for t in index_tensors)
+    except RuntimeError:  # inference tensors keep no version counter: never cached
+        return Pattern.of(raw)
+    signature = (layout, tuple(shape), versions)
+    entry = _PATTERNS.get(id(last))
+    if entry is not None:
+        ref, then_others, then_signature, pattern = entry
+        if (
+            ref() is last
+            and then_signature == signature
+            and all(a is b for a, b in zip(others, then_others, strict=True))
+        ):
+            return cast(Pattern, pattern)
+    pattern = Pattern.of(raw)
+    if len(_PATTERNS) >= _MAX_PATTERNS:
+        _PATTERNS.pop(next(iter(_PATTERNS)))
+    key = id(last)
+    _PATTERNS[key] = (weakref.ref(last, _dropper(key)), others, signature, pattern)
+    return pattern
+
+
+def _dropper(key: int) -> Callable[[object], None]:
+    def drop(_: object) -> None:
+        _PATTERNS.pop(key, None)
+
+    return drop
 
 
 def pattern_of(
