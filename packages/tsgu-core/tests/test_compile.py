@@ -500,3 +500,17 @@ def test_op_pattern_cache_sees_in_place_index_edits():
     edited = torch.sparse_csr_tensor(crow, col, values, A.shape).to_dense()
     torch.testing.assert_close(again, edited.mT @ B)
     assert not torch.equal(first, again)
+
+
+def test_sparse_mm_compiled_across_sizes():
+    """A second and third size recompile with dynamic shapes (the ops take SymInt shapes)."""
+
+    def f(v, X, crow, col, shape):
+        return tc.sparse_mm(tc.sparse_csr_tensor(crow, col, v, shape), X)
+
+    g = torch.compile(f, fullgraph=True, backend=BACKEND)
+    for grid in (3, 4, 5):
+        A = tc.poisson_2d(grid, dtype=torch.float64)
+        X = dense((A.shape[1], 2), torch.float64)
+        args = (A.crow_indices(), A.col_indices(), tuple(A.shape))
+        torch.testing.assert_close(g(A.values().clone(), X, *args), f(A.values(), X, *args))
