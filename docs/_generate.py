@@ -63,6 +63,16 @@ BENCHMARKS = [
         "``torch.sparse.mm``: what ``nox -s demo`` prints.",
     ),
     Benchmark(
+        "compile",
+        "torch.compile: a GCN training step",
+        "python benchmarks/compile.py",
+        "A two-layer GCN training step (forward, backward, Adam) on a 100,000-node random "
+        "graph (degree 10, self loops, COO and CSR), the adjacency a ``SparseParameter``: eager "
+        "against ``torch.compile(model, fullgraph=True)``; the step time, and the one-off cost "
+        "of the first step (for the compiled model, its compilation). float32, 2 threads, "
+        "measured on a shared machine (load average about 6.5).",
+    ),
+    Benchmark(
         "triangular_solve",
         "sparse_triangular_solve",
         "python benchmarks/triangular_solve.py",

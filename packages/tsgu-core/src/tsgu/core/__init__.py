@@ -21,6 +21,7 @@ from .random_sparse import make_spd_sparse, rand_sparse, rand_sparse_tri
 from .sampled import sparse_sampled_mm
 from .softmax import sparse_log_softmax, sparse_softmax
 from .solve import sparse_generic_solve
+from .sparse_parameter import SparseParameter
 from .transpose import sparse_transpose
 from .triangular import sparse_triangular_solve
 
@@ -30,6 +31,7 @@ __all__ = [
     "ConvergenceWarning",
     "Preconditioner",
     "SolveInfo",
+    "SparseParameter",
     "__version__",
     "bicgstab",
     "block_jacobi",

@@ -14,11 +14,12 @@ differentiable operations again).
 from __future__ import annotations
 
 import abc
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import torch
 
+from ._compiled.parts import SparseParts, check_parts
 from ._pattern import Pattern, sampled_product, values_of
 from ._rhs import fold_rhs
 from .validation import COO, CSR, check_dense, check_operand, check_sparse, check_square
@@ -82,7 +83,10 @@ def check_solve_operands(
         ...
     ValueError: my_solve: A and B must have the same dtype, got torch.float64 and ...
     """
-    A = check_sparse(fn, "A", A, layouts=(COO, CSR), dims=a_dims)
+    if isinstance(A, SparseParts):  # built by tsgu's constructors in a compiled region
+        A = check_parts(fn, "A", A, layouts=(COO, CSR), dims=tuple(a_dims))
+    else:
+        A = check_sparse(fn, "A", A, layouts=(COO, CSR), dims=a_dims)
     B = check_dense(fn, "B", B, dims=(b_dims or _B_DIMS)[A.dim()])
     check_square(fn, "A", A)
     check_operand(fn, A, B, A.shape[-1])
@@ -158,6 +162,14 @@ class _LinearSolve(torch.autograd.Function):
             used = ctx.solver.used_entries(pattern)
             grad_values = -outer if used is None else -outer * used
         return None, grad_values, grad_B if ctx.needs_input_grad[2] else None, None, None, None
+
+
+def fold_block(
+    A: torch.Tensor, B: torch.Tensor
+) -> tuple[torch.Tensor, Callable[[torch.Tensor], torch.Tensor]]:
+    """B (checked against A) as the block a :class:`LinearSolver` takes, and the way back."""
+    row_dim = 0 if B.dim() == 1 else (1 if A.dim() == 3 and B.dim() == 2 else -2)
+    return fold_rhs(B, row_dim, 0 if A.dim() == 3 else None)
 
 
 def linear_solve(
@@ -253,7 +265,6 @@ def linear_solve(
     if pattern is None:
         pattern = Pattern.of(A)
     values = values_of(A, pattern)
-    row_dim = 0 if B.dim() == 1 else (1 if A.dim() == 3 and B.dim() == 2 else -2)
-    block, unfold = fold_rhs(B, row_dim, 0 if A.dim() == 3 else None)
+    block, unfold = fold_block(A, B)
     X: torch.Tensor = _LinearSolve.apply(pattern, values, block, solver, transpose, fn)
     return unfold(X)

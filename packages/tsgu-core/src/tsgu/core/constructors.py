@@ -9,9 +9,11 @@ arguments and hand the gradient's values straight back.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import cast
 
 import torch
 
+from ._compiled.parts import SparseParts
 from ._pattern import attach_values
 from ._structure import check_index_inputs, mark_checked
 from .validation import (
@@ -118,6 +120,8 @@ def sparse_coo_tensor(
             f"got {indices.shape[1]} and {values.shape[0]}"
         )
     check_same_device(fn, ("indices", "values"), indices, values)
+    if torch.compiler.is_compiling():
+        return _parts(COO, (indices,), values, shape)
     if check_invariants is not False:
         check_index_inputs(fn, COO, (indices,), shape, bool(is_coalesced))
     raw = torch.sparse_coo_tensor(
@@ -128,6 +132,17 @@ def sparse_coo_tensor(
         check_invariants=bool(check_invariants),
     )
     return _checked(attach_values(raw, values), (indices,))
+
+
+def _parts(
+    layout: torch.layout,
+    indices: tuple[torch.Tensor, ...],
+    values: torch.Tensor,
+    shape: tuple[int, ...],
+) -> torch.Tensor:
+    """In a compiled region (Dynamo refuses sparse tensors): the matrix as its parts, which
+    every tsgu operation accepts; its indices are checked when an operation first runs."""
+    return cast(torch.Tensor, SparseParts(layout, indices, values, shape))
 
 
 def _checked(A: torch.Tensor, inputs: tuple[torch.Tensor, ...]) -> torch.Tensor:
@@ -176,6 +191,8 @@ def _compressed(
     check_same_device(fn, (names[0], "values"), compressed, values)
     check_same_device(fn, (names[1], "values"), plain, values)
     csr = fn == "sparse_csr_tensor"
+    if torch.compiler.is_compiling():
+        return _parts(CSR if csr else CSC, (compressed, plain), values, shape)
     if check_invariants is not False:
         check_index_inputs(fn, CSR if csr else CSC, (compressed, plain), shape)
     build = torch.sparse_csr_tensor if csr else torch.sparse_csc_tensor

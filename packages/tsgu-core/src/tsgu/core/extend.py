@@ -24,11 +24,16 @@ The pieces, bottom up:
   :class:`LinearSolver` supplies solves with A and with Aᵀ, and the mechanism supplies the
   gradients (for B, and for A at its pattern), double backward, right-hand-side folding,
   batches and checks (:func:`check_solve_operands`, :func:`check_tol_or_rtol`).
+* **Compiling.** :func:`register_compiled` and :func:`call_compiled` run an eager
+  function that Dynamo cannot trace (it reads indices on the host, say) as one custom op,
+  with its own gradients, so that ``torch.compile(fullgraph=True)`` takes it.
 * **Helpers.** :func:`fold_rhs` (a vector, matrix or batch of right-hand sides as the one
   block a kernel takes), :data:`INT32_MAX` and :func:`index_dtype_for` (when int32 indices
   fit), :class:`KernelChoice` (a kernel path that tests can pin).
 """
 
+from ._compiled.function import call_function as call_compiled
+from ._compiled.function import register_function as register_compiled
 from ._kernel_paths import KernelChoice
 from ._linear_solve import LinearSolver, check_solve_operands, check_tol_or_rtol, linear_solve
 from ._pattern import (
@@ -51,6 +56,7 @@ __all__ = [
     "LinearSolver",
     "Pattern",
     "attach_values",
+    "call_compiled",
     "check_solve_operands",
     "check_tol_or_rtol",
     "fold_rhs",
@@ -59,6 +65,7 @@ __all__ = [
     "index_dtype_for",
     "linear_solve",
     "pattern_matmul",
+    "register_compiled",
     "sampled_product",
     "stored_values",
     "values_of",

@@ -13,6 +13,8 @@ from typing import Any, Literal
 import torch
 import torch.nn.functional as F
 
+from ._compiled.function import call_function, register_function
+from ._compiled.parts import SparseParts, tensor_of
 from ._pattern import Pattern, values_of
 from ._segment import (
     Cells,
@@ -183,6 +185,10 @@ def sparse_logsumexp(
     tensor([[3.5889]])
     """
     fn = "sparse_logsumexp"
+    if isinstance(input, SparseParts):  # a compiled region: the eager function as one op
+        options = {"layout": str(input.layout), "shape": list(input.shape), "dim": dim}
+        options.update(keepdim=keepdim, include_zeros=include_zeros)
+        return call_function("logsumexp", [*input.indices, input.values()], options)
     A = check_input(fn, input)
     axis = reduced_axis(fn, A, dim)
     cells, values, shift = _prepare(A, include_zeros)
@@ -281,3 +287,25 @@ def sparse_bidir_logsumexp(
         ]
     )
     return padded if A.dim() == 3 else padded[:, 0]
+
+
+def _compiled_function(tensors: list[torch.Tensor], options: dict[str, Any]) -> torch.Tensor:
+    """The eager logsumexp on a compiled op's tensors."""
+    A = tensor_of(getattr(torch, options["layout"].split(".")[-1]), tensors, options["shape"])
+    return sparse_logsumexp(A, options["dim"], options["keepdim"], options["include_zeros"])
+
+
+def _compiled_fake(tensors: list[torch.Tensor], options: dict[str, Any]) -> torch.Tensor:
+    """The output's shape as :func:`torch.logsumexp` gives it (the dims are checked when the
+    op runs)."""
+    shape, dim = options["shape"], options["dim"]
+    reduced = {d % len(shape) for d in ([dim] if isinstance(dim, int) else dim)}
+    out = [
+        1 if i in reduced else s
+        for i, s in enumerate(shape)
+        if options["keepdim"] or i not in reduced
+    ]
+    return tensors[-1].new_empty(out)
+
+
+register_function("logsumexp", _compiled_function, _compiled_fake)

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import torch
 
+from ._compiled.matmul import parts_mm
+from ._compiled.parts import SparseParts, check_parts
 from ._pattern import Pattern, pattern_matmul, values_of
 from .matmul_sparse import sparse_sparse_mm
 from .validation import (
@@ -19,7 +21,10 @@ __all__ = ["sparse_mm"]
 
 def _check(A: object, B: object) -> tuple[torch.Tensor, torch.Tensor]:
     fn = "sparse_mm"
-    A = check_sparse(fn, "A", A, layouts=(COO, CSR), dims=(2, 3))
+    if isinstance(A, SparseParts):  # built by tsgu's constructors in a compiled region
+        A = check_parts(fn, "A", A, layouts=(COO, CSR))
+    else:
+        A = check_sparse(fn, "A", A, layouts=(COO, CSR), dims=(2, 3))
     B = check_dense(fn, "B", B, dims=(1, 2, 3))
     if A.dim() == 2 and B.dim() == 3:
         raise ValueError(
@@ -104,6 +109,8 @@ def sparse_mm(A: torch.Tensor, B: torch.Tensor) -> torch.Tensor:
     if isinstance(B, torch.Tensor) and B.layout != torch.strided:
         return sparse_sparse_mm(A, B)
     A, B = _check(A, B)
+    if isinstance(A, SparseParts):
+        return parts_mm(A, B)
     pattern = Pattern.of(A)
     values = values_of(A, pattern)
     if B.dim() == 1:

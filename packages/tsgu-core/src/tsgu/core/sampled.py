@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+from typing import cast
+
 import torch
 
+from ._compiled.parts import SparseParts, check_parts
+from ._compiled.products import sampled
 from ._pattern import Pattern, from_values, sampled_product
 from .validation import (
     COO,
@@ -23,7 +27,10 @@ def _check(
     A: object, mat1: object, mat2: object
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     fn = "sparse_sampled_mm"
-    A = check_sparse(fn, "A", A, layouts=(COO, CSR, CSC), dims=(2, 3))
+    if isinstance(A, SparseParts):  # built by tsgu's constructors in a compiled region
+        A = check_parts(fn, "A", A, layouts=(COO, CSR, CSC))
+    else:
+        A = check_sparse(fn, "A", A, layouts=(COO, CSR, CSC), dims=(2, 3))
     mat1 = check_dense(fn, "mat1", mat1, dims=(A.dim(),))
     mat2 = check_dense(fn, "mat2", mat2, dims=(A.dim(),))
     n, m = A.shape[-2], A.shape[-1]
@@ -93,6 +100,11 @@ def sparse_sampled_mm(A: torch.Tensor, mat1: torch.Tensor, mat2: torch.Tensor) -
             [0., 8.]])
     """
     A, mat1, mat2 = _check(A, mat1, mat2)
+    if isinstance(A, SparseParts):  # a compiled region: the custom op, and parts back
+        k = mat1.shape[-1]
+        values = sampled(*A.args(), mat1.reshape(-1, k), mat2.mT.reshape(-1, k))
+        out = SparseParts(A.layout, A.indices, values.reshape(A.values().shape), tuple(A.shape))
+        return cast(torch.Tensor, out)
     pattern = Pattern.of(A)
     k = mat1.shape[-1]
     values = sampled_product(pattern, mat1.reshape(-1, k), mat2.mT.reshape(-1, k))

@@ -7,10 +7,12 @@ adjacency), keep the input's pattern and give O(nnz) gradients that are differen
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, cast
 
 import torch
 
+from ._compiled.function import call_function, register_function
+from ._compiled.parts import SparseParts, tensor_of
 from ._pattern import Pattern, from_values, values_of
 from ._segment import (
     Cells,
@@ -69,6 +71,12 @@ class _SegmentSoftmax(torch.autograd.Function):
 def _softmax(
     fn: str, input: object, dim: object, dtype: torch.dtype | None, log: bool
 ) -> torch.Tensor:
+    if isinstance(input, SparseParts):  # a compiled region: the eager function as one op
+        options = {"layout": str(input.layout), "shape": list(input.shape), "dim": dim}
+        options.update(dtype=None if dtype is None else str(dtype), log=log, fn=fn)
+        values = call_function("softmax", [*input.indices, input.values()], options)
+        parts = SparseParts(input.layout, input.indices, values, tuple(input.shape))
+        return cast(torch.Tensor, parts)
     A = check_input(fn, input)
     if dtype is not None and dtype not in FLOAT_DTYPES:
         raise ValueError(f"{fn}: dtype must be torch.float32 or torch.float64, got {dtype}")
@@ -194,3 +202,23 @@ def sparse_log_softmax(
     tensor([-1.3133, -0.3133,  0.0000])
     """
     return _softmax("sparse_log_softmax", input, dim, dtype, log=True)
+
+
+def _dtype(name: str | None) -> torch.dtype | None:
+    return None if name is None else cast(torch.dtype, getattr(torch, name.split(".")[-1]))
+
+
+def _compiled_function(tensors: list[torch.Tensor], options: dict[str, Any]) -> torch.Tensor:
+    """The eager softmax on a compiled op's tensors: the values of the result, in the input's
+    stored shape."""
+    A = tensor_of(getattr(torch, options["layout"].split(".")[-1]), tensors, options["shape"])
+    out = _softmax(options["fn"], A, options["dim"], _dtype(options["dtype"]), options["log"])
+    return values_of(out).reshape(tensors[-1].shape)
+
+
+def _compiled_fake(tensors: list[torch.Tensor], options: dict[str, Any]) -> torch.Tensor:
+    values = tensors[-1]
+    return values.new_empty(values.shape, dtype=_dtype(options["dtype"]) or values.dtype)
+
+
+register_function("softmax", _compiled_function, _compiled_fake)

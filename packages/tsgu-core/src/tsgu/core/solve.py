@@ -8,6 +8,8 @@ from typing import Any
 import torch
 
 from . import _pattern
+from ._compiled.linear_solve import SolverSpec, parts_linear_solve, register_solver
+from ._compiled.parts import SparseParts
 from ._linear_solve import LinearSolver, check_solve_operands, check_tol_or_rtol, linear_solve
 from .krylov import bicgstab, cg, gmres, lsmr, minres
 
@@ -174,7 +176,47 @@ def sparse_generic_solve(
     for name, value in (("solve", solve), ("transpose_solve", transpose_solve)):
         _check_choice(fn, name, value)
     check_tol_or_rtol(fn, kwargs)
+    if isinstance(A, SparseParts):  # a compiled region: the one solve op, this solver named
+        spec = _compiled_spec(fn, solve, transpose_solve, kwargs, vector=B.dim() == 1)
+        return parts_linear_solve(A, B, spec, fn=fn)
     if solve is None:
         solve = "minres" if is_symmetric(A) else "bicgstab"
     solver = GenericSolver(A.detach(), solve, transpose_solve, dict(kwargs), vector=B.dim() == 1)
     return linear_solve(A, B, solver, fn=fn)
+
+
+def _compiled_spec(
+    fn: str,
+    solve: Solver | str | None,
+    transpose_solve: Solver | str | None,
+    kwargs: dict[str, Any],
+    vector: bool,
+) -> SolverSpec:
+    """The solve as a :class:`SolverSpec`: in a compiled region solvers are named, and their
+    options are plain values (a custom op takes no Python objects)."""
+    for name, value in (("solve", solve), ("transpose_solve", transpose_solve)):
+        if value is not None and not isinstance(value, str):
+            raise TypeError(
+                f"{fn}: {name} must be a solver name in a compiled region, got "
+                f"{type(value).__name__}; pass one of {', '.join(map(repr, _NAMED))}, or call "
+                "it outside torch.compile"
+            )
+    for name, value in kwargs.items():
+        if value is not None and not isinstance(value, (bool, int, float, str)):
+            raise TypeError(
+                f"{fn}: {name} must be a number, bool or str in a compiled region, got "
+                f"{type(value).__name__}; pass it outside torch.compile, or leave it out"
+            )
+    options = {"solve": solve, "transpose_solve": transpose_solve, "kwargs": kwargs}
+    return SolverSpec("generic", {**options, "vector": vector})
+
+
+def _compiled_solver(
+    A: torch.Tensor, pattern: _pattern.Pattern, options: dict[str, Any]
+) -> GenericSolver:
+    """The solver of ``SolverSpec("generic", ...)``, made when the compiled op runs."""
+    solve = options["solve"] or ("minres" if is_symmetric(A) else "bicgstab")
+    return GenericSolver(A, solve, options["transpose_solve"], options["kwargs"], options["vector"])
+
+
+register_solver("generic", _compiled_solver)

@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import warnings
+from typing import Any
 
 import torch
 
+from ._compiled.linear_solve import SolverSpec, parts_linear_solve, register_solver
+from ._compiled.parts import SparseParts
 from ._kernel_paths import KernelChoice
 from ._levels import LevelSchedule
 from ._linear_solve import LinearSolver, check_solve_operands, linear_solve
@@ -194,8 +197,25 @@ def sparse_triangular_solve(
     fn = "sparse_triangular_solve"
     check_bools(fn, upper=upper, unitriangular=unitriangular, transpose=transpose)
     A, B = check_solve_operands(fn, A, B, b_dims={2: (1, 2, 3), 3: (3,)})
+    if isinstance(A, SparseParts):  # a compiled region: the one solve op, this solver named
+        spec = SolverSpec("triangular", {"upper": upper, "unitriangular": unitriangular})
+        return parts_linear_solve(A, B, spec, transpose=transpose, fn=fn)
     pattern = Pattern.of(A)
     if not unitriangular:
         _check_diagonal(fn, A, pattern)
     solver = TriangularSolver(pattern, stored_values(A).reshape(-1), upper, unitriangular)
     return linear_solve(A, B, solver, transpose=transpose, pattern=pattern, fn=fn)
+
+
+def _compiled_solver(A: torch.Tensor, pattern: Pattern, options: dict[str, Any]) -> LinearSolver:
+    """The solver of ``SolverSpec("triangular", ...)``, made when the compiled op runs."""
+    if not options["unitriangular"]:
+        _check_diagonal("sparse_triangular_solve", A, pattern)
+    return TriangularSolver(pattern, stored_values(A).reshape(-1), **options)
+
+
+def _compiled_used(pattern: Pattern, options: dict[str, Any]) -> torch.Tensor | None:
+    return TriangularSolver(pattern, torch.empty(0), **options).used_entries(pattern)
+
+
+register_solver("triangular", _compiled_solver, _compiled_used)

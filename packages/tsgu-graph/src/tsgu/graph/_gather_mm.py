@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import torch
 
+from tsgu.core.extend import call_compiled, register_compiled
+
 from ._autograd import grouped_mm
 from ._grouping import Grouping
-from ._validate import check_gather
+from ._validate import check_gather, check_operands
 
 __all__ = ["gather_mm"]
 
@@ -79,5 +81,21 @@ def gather_mm(a: torch.Tensor, b: torch.Tensor, idx_b: torch.Tensor) -> torch.Te
     tensor([[3., 3.],
             [4., 4.]], dtype=torch.float64)
     """
+    if torch.compiler.is_compiling():  # the grouping reads the indices: one op, traced as such
+        check_operands("gather_mm", a, b)
+        return call_compiled("tsgu.graph.gather_mm", [a, b, idx_b], {})
     a, b, idx, is_sorted = check_gather(a, b, idx_b)
     return grouped_mm(a, b, Grouping.from_indices(idx, is_sorted, a, b))
+
+
+def _compiled(tensors: list[torch.Tensor], options: dict[str, object]) -> torch.Tensor:
+    """The eager gather_mm on a compiled op's tensors."""
+    return gather_mm(*tensors)
+
+
+def _compiled_fake(tensors: list[torch.Tensor], options: dict[str, object]) -> torch.Tensor:
+    a, b = tensors[0], tensors[1]
+    return a.new_empty((a.shape[0], b.shape[-1]))
+
+
+register_compiled("tsgu.graph.gather_mm", _compiled, _compiled_fake)

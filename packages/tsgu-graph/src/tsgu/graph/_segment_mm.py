@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import torch
 
+from tsgu.core.extend import call_compiled, register_compiled
+
 from ._autograd import grouped_mm
 from ._grouping import Grouping
-from ._validate import check_segment
+from ._validate import check_operands, check_segment
 
 __all__ = ["segment_mm"]
 
@@ -80,5 +82,21 @@ def segment_mm(a: torch.Tensor, b: torch.Tensor, seglen_a: torch.Tensor) -> torc
     tensor([[6., 6.],
             [8., 8.]])
     """
+    if torch.compiler.is_compiling():  # the grouping reads the indices: one op, traced as such
+        check_operands("segment_mm", a, b)
+        return call_compiled("tsgu.graph.segment_mm", [a, b, seglen_a], {})
     a, b, lengths = check_segment(a, b, seglen_a)
     return grouped_mm(a, b, Grouping.from_lengths(lengths, a, b))
+
+
+def _compiled(tensors: list[torch.Tensor], options: dict[str, object]) -> torch.Tensor:
+    """The eager segment_mm on a compiled op's tensors."""
+    return segment_mm(*tensors)
+
+
+def _compiled_fake(tensors: list[torch.Tensor], options: dict[str, object]) -> torch.Tensor:
+    a, b = tensors[0], tensors[1]
+    return a.new_empty((a.shape[0], b.shape[-1]))
+
+
+register_compiled("tsgu.graph.segment_mm", _compiled, _compiled_fake)
