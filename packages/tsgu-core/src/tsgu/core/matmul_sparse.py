@@ -10,10 +10,10 @@ Every value of C and of both sparse gradients is a sum over one set of *triples*
 
 and each of the three bilinear maps has the other two as its derivatives, so one operation
 (:class:`_Bilinear`) gives every derivative to any order. The first product of a pattern
-is torch's own CSR @ CSR kernel (MKL on the CPU, cuSPARSE on CUDA), which also yields C's
-pattern; the others walk the triples in chunks of rows, bounded in memory (about
-``_TRIPLES_PER_CHUNK`` triples and a lookup table of at most ``_TABLE_ENTRIES`` entries at
-a time): the triples are never all held at once, nor is anything of size n x p.
+is torch's own sparse COO @ COO kernel, which also yields C's pattern, sorted; the others
+walk the triples in chunks of rows, bounded in memory (about ``_TRIPLES_PER_CHUNK`` triples
+and a lookup table of at most ``_TABLE_ENTRIES`` entries at a time, one buffer reused): the
+triples are never all held at once, nor is anything of size n x p.
 """
 
 from __future__ import annotations
