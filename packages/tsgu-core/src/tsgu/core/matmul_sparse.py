@@ -113,9 +113,12 @@ class _Plan:
         if not C.is_coalesced():  # pragma: no cover - torch's kernel returns coalesced
             C = C.coalesce()
         indices, values = C._indices(), C._values()
-        self.__dict__["rows_C"] = indices[0]
-        self.col_C = indices[1]
+        # C's columns in int32 where they fit (half the memory the backward keeps); its
+        # rows are expanded per chunk, never kept whole
         self.crow_C = _compress(indices[0], self.nrows, torch.int64)
+        narrow = self.ncols <= INT32_MAX
+        self.col_C = indices[1].to(torch.int32) if narrow else indices[1].clone()
+        del indices, C
         return values
 
     def to_row_major(self, role: int, values: torch.Tensor) -> torch.Tensor:
@@ -136,9 +139,11 @@ class _Plan:
     def rows_A(self) -> torch.Tensor:
         return _expand(self.crow_A, self.col_A.numel(), torch.int64)
 
-    @cached_property
-    def rows_C(self) -> torch.Tensor:
-        return _expand(self.crow_C, self.col_C.numel(), torch.int64)
+    def rows_C(self, r0: int, r1: int, c0: int, c1: int) -> torch.Tensor:
+        """The row of each of C's entries c0..c1 (those of rows r0..r1)."""
+        counts = self.crow_C[r0 + 1 : r1 + 1] - self.crow_C[r0:r1]
+        rows = torch.arange(r0, r1, device=counts.device)
+        return torch.repeat_interleave(rows, counts, output_size=c1 - c0)
 
     @cached_property
     def chunks(self) -> tuple[torch.Tensor, list[tuple[int, int]]]:
@@ -147,13 +152,17 @@ class _Plan:
         first = torch.zeros(counts.numel() + 1, dtype=torch.int64, device=counts.device)
         torch.cumsum(counts, 0, out=first[1:])
         per_row_end = first.index_select(0, self.crow_A)  # triples before each row
-        rows_C = self.rows_C
         # each C row's smallest and largest column: the width of a chunk's lookup table
         big = torch.iinfo(torch.int64).max
         lo = torch.full((self.nrows,), big, dtype=torch.int64, device=counts.device)
         hi = torch.full((self.nrows,), -1, dtype=torch.int64, device=counts.device)
-        lo.scatter_reduce_(0, rows_C, self.col_C, "amin")
-        hi.scatter_reduce_(0, rows_C, self.col_C, "amax")
+        # C's columns are sorted within each row: its first and last entries bound it
+        full = self.crow_C[1:] > self.crow_C[:-1]
+        first_C = self.crow_C[:-1].clamp(max=max(self.col_C.numel() - 1, 0))
+        last_C = (self.crow_C[1:] - 1).clamp(min=0)
+        if self.col_C.numel():
+            lo = torch.where(full, self.col_C.index_select(0, first_C).to(torch.int64), lo)
+            hi = torch.where(full, self.col_C.index_select(0, last_C).to(torch.int64), hi)
         ends = per_row_end.tolist()
         total = ends[-1]
         # candidate ends by the triple budget, then cut further for the table budget
@@ -213,7 +222,7 @@ class _Plan:
                 buffer = torch.empty(size, dtype=self.table_dtype, device=device)
             table = buffer[:need]
             slots = torch.arange(c0, c1, device=device, dtype=self.table_dtype)
-            table.index_copy_(0, (self.rows_C[c0:c1] - r0) * width + (cols - lo), slots)
+            table.index_copy_(0, (self.rows_C(r0, r1, c0, c1) - r0) * width + (cols - lo), slots)
             where = (self.rows_A.index_select(0, a) - r0) * width
             where += self.col_B.index_select(0, b) - lo
             c = table.index_select(0, where)
@@ -306,17 +315,24 @@ def sparse_sparse_mm(A: torch.Tensor, B: torch.Tensor) -> torch.Tensor:
     values: torch.Tensor = _Product.apply(plan, values_A, values_B)
     n, p = A.shape[-2], B.shape[-1]
     shape = (*A.shape[:-1], p)
-    rows = plan.rows_C
+    rows = (
+        plan.rows_C(0, plan.nrows, 0, plan.col_C.numel())
+        if A.layout == COO or A.dim() == 3
+        else None
+    )
     index_dtype = A.crow_indices().dtype if A.layout == CSR else torch.int64
     slot = None
     if A.dim() == 2 and A.layout == COO:
-        index_tensors: tuple[torch.Tensor, ...] = (torch.stack([rows, plan.col_C]),)
+        index_tensors: tuple[torch.Tensor, ...] = (torch.stack([rows, plan.col_C.to(torch.int64)]),)
     elif A.dim() == 2:
         dtype = index_dtype_for(plan.col_C.numel(), n, p, preferred=index_dtype)
         index_tensors = (plan.crow_C.to(dtype), plan.col_C.to(dtype))
     else:
         # linear position batch*n*p + i*p + j of every entry, from folded coordinates
-        keys = rows * p + (plan.col_C - torch.div(rows, n, rounding_mode="floor") * p)
+        assert rows is not None
+        cols = plan.col_C.to(torch.int64)
+        keys = rows * p + (cols - torch.div(rows, n, rounding_mode="floor") * p)
+        del cols
         index_tensors, slot, nnz = assemble(keys, shape, A.layout, index_dtype)
         del keys
     if slot is not None:
