@@ -315,26 +315,22 @@ def sparse_sparse_mm(A: torch.Tensor, B: torch.Tensor) -> torch.Tensor:
     values: torch.Tensor = _Product.apply(plan, values_A, values_B)
     n, p = A.shape[-2], B.shape[-1]
     shape = (*A.shape[:-1], p)
-    rows = (
-        plan.rows_C(0, plan.nrows, 0, plan.col_C.numel())
-        if A.layout == COO or A.dim() == 3
-        else None
-    )
     index_dtype = A.crow_indices().dtype if A.layout == CSR else torch.int64
     slot = None
-    if A.dim() == 2 and A.layout == COO:
-        index_tensors: tuple[torch.Tensor, ...] = (torch.stack([rows, plan.col_C.to(torch.int64)]),)
-    elif A.dim() == 2:
+    if A.dim() == 2 and A.layout == CSR:
         dtype = index_dtype_for(plan.col_C.numel(), n, p, preferred=index_dtype)
-        index_tensors = (plan.crow_C.to(dtype), plan.col_C.to(dtype))
+        index_tensors: tuple[torch.Tensor, ...] = (plan.crow_C.to(dtype), plan.col_C.to(dtype))
     else:
-        # linear position batch*n*p + i*p + j of every entry, from folded coordinates
-        assert rows is not None
+        rows = plan.rows_C(0, plan.nrows, 0, plan.col_C.numel())
         cols = plan.col_C.to(torch.int64)
-        keys = rows * p + (cols - torch.div(rows, n, rounding_mode="floor") * p)
-        del cols
-        index_tensors, slot, nnz = assemble(keys, shape, A.layout, index_dtype)
-        del keys
+        if A.dim() == 2:
+            index_tensors = (torch.stack([rows, cols]),)
+        else:
+            # linear position batch*n*p + i*p + j of every entry, from folded coordinates
+            keys = rows * p + (cols - torch.div(rows, n, rounding_mode="floor") * p)
+            del rows, cols
+            index_tensors, slot, nnz = assemble(keys, shape, A.layout, index_dtype)
+            del keys
     if slot is not None:
         values = values.new_zeros(nnz).index_add(0, slot, values)
     raw = build(index_tensors, values.detach(), shape, A.layout)
