@@ -208,3 +208,16 @@ def test_bad_input(args, error, start):
     with pytest.raises(error) as info:
         tc.sparse_add(**args)
     assert_error_policy(info.value, start)
+
+
+def test_merge_of_sorted_keys_matches_a_sort():
+    from tsgu.core.add import _union
+
+    gen = generator(0)
+    for _ in range(100):
+        sizes = torch.randint(0, 20, (2,), generator=gen).tolist()
+        a, b = (torch.unique(torch.randint(0, 50, (k,), generator=gen)) for k in sizes)
+        union, where = _union(a, b)
+        expected, inverse = torch.unique(torch.cat([a, b]), sorted=True, return_inverse=True)
+        assert torch.equal(union, expected)
+        assert torch.equal(where, inverse)

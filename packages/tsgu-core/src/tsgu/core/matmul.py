@@ -90,7 +90,7 @@ def sparse_mm(A: torch.Tensor, B: torch.Tensor) -> torch.Tensor:
     :math:`\bar B = (A^\top V) \odot \mathrm{mask}(B)`, each at its input's pattern and
     order, computed at those entries only (a walk over the products ``A[i,k] B[k,j]`` in
     memory-bounded chunks, never a dense n x p); differentiable to any order. The forward
-    values and C's pattern come from torch's CSR @ CSR kernel.
+    values and C's pattern come from torch's sparse COO @ COO kernel.
 
     Examples
     --------
