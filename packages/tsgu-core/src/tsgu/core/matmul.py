@@ -64,7 +64,8 @@ def sparse_mm(A: torch.Tensor, B: torch.Tensor) -> torch.Tensor:
     Raises
     ------
     TypeError
-        ``A`` is not a sparse COO/CSR tensor (dense, CSC, BSR), or ``B`` is neither dense nor sparse COO, CSR or CSC.
+        ``A`` is not a sparse COO/CSR tensor (dense, CSC, BSR), or ``B`` is neither
+        dense nor sparse COO, CSR or CSC.
     ValueError
         Ranks, inner dimensions or batch sizes that do not match; a dtype other than
         float32/float64; dtypes or devices of ``A`` and ``B`` that differ.
