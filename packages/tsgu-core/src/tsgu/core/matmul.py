@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import torch
 
-from ._pattern import Pattern, pattern_matmul, values_of
+from ._pattern import pattern_matmul, values_of
+from ._pattern_cache import cached_pattern
 from .matmul_sparse import sparse_sparse_mm
 from .validation import (
     COO,
@@ -104,7 +105,8 @@ def sparse_mm(A: torch.Tensor, B: torch.Tensor) -> torch.Tensor:
     if isinstance(B, torch.Tensor) and B.layout != torch.strided:
         return sparse_sparse_mm(A, B)
     A, B = _check(A, B)
-    pattern = Pattern.of(A)
+    # kept between calls: the backward's transposed order (a sort) is paid once per pattern
+    pattern = cached_pattern(A)
     values = values_of(A, pattern)
     if B.dim() == 1:
         return pattern_matmul(pattern, values, B.unsqueeze(1)).squeeze(1)
