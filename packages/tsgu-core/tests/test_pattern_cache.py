@@ -137,3 +137,19 @@ def test_entry_dies_with_its_tensor():
     assert len(_pattern_cache._BY_OBJECT) == 1
     del A
     assert len(_pattern_cache._BY_OBJECT) == 0
+
+
+def test_forget_structure_drops_the_pattern_of_an_edit_torch_cannot_see():
+    """An index tensor handed to torch's constructor, edited in place: unseen until forgotten."""
+    from tsgu.core.validation import forget_structure
+
+    clear_pattern_cache()
+    indices = torch.tensor([[0, 1, 2, 3], [1, 2, 3, 0]])
+    values = torch.tensor([1.0, 2.0, 3.0, 4.0], dtype=torch.float64)
+    A = torch.sparse_coo_tensor(indices, values, (4, 4))
+    first = cached_pattern(A)
+    with torch.no_grad():
+        indices[1].copy_(torch.tensor([3, 0, 1, 2]))
+    forget_structure(A)
+    assert cached_pattern(A) is not first
+    _check_against_dense(A)

@@ -11,7 +11,10 @@ the same indices, at two levels:
   ``id(A)`` that holds A weakly (the entry dies with A) and A's index tensors strongly (their
   memory cannot be reused while the entry lives). It holds while A keeps those very index
   tensors, its shape and coalesced flag, and their version counters (an in-place edit
-  through ``A.col_indices()`` and the like invalidates it). O(1) per call; at most
+  through ``A.col_indices()`` and the like invalidates it; an edit through an index tensor
+  handed to torch's own constructor shares A's memory but not its counter and goes unseen,
+  as for the structure verdict: build A again, or call ``forget_structure(A)``, which drops
+  this entry too). O(1) per call; at most
   :data:`_MAX_OBJECTS` entries, the oldest dropped first.
 * per index *content*, for a new tensor on the same index memory (tsgu's constructors and
   ``torch.sparse_csr_tensor`` build a new A from the same index tensors at every training
@@ -36,7 +39,7 @@ from ._pattern import Pattern
 from ._structure import _dropper, _index_tensors
 from .validation import COO
 
-__all__ = ["cached_pattern", "clear_pattern_cache"]
+__all__ = ["cached_pattern", "clear_pattern_cache", "forget_pattern"]
 
 _MAX_SHARED = 4  # patterns kept for new tensors on known index memory
 _MAX_OBJECTS = 64  # tensor objects remembered (each entry also dies with its tensor)
@@ -114,6 +117,13 @@ def cached_pattern(A: torch.Tensor) -> Pattern:
     while len(_BY_OBJECT) > _MAX_OBJECTS:  # the oldest first
         del _BY_OBJECT[next(iter(_BY_OBJECT))]
     return pattern
+
+
+def forget_pattern(A: torch.Tensor) -> None:
+    """Drop the pattern cached for the tensor object ``A`` (content entries are compared anyway)."""
+    entry = _BY_OBJECT.get(id(A))
+    if entry is not None and entry[0]() is A:
+        del _BY_OBJECT[id(A)]
 
 
 def clear_pattern_cache() -> None:
