@@ -85,11 +85,16 @@ def cached_pattern(A: torch.Tensor) -> Pattern:
     it computed (its own row-major form and its transpose's), so they are computed once
     while A, or its index tensors, stay unchanged.
     """
+    if A.device.type == "meta":  # no memory to key on, no indices to compare
+        return Pattern.of(A)
     index = _index_tensors(A)
     versions = _versions(index)
+    try:
+        signature = _signature(A, index)
+    except RuntimeError:  # tensors without storage (traced, fake): never cached
+        return Pattern.of(A)
     if versions is None:
         return Pattern.of(A)
-    signature = _signature(A, index)
     key = id(A)
     entry = _BY_OBJECT.get(key)
     if entry is not None and entry[0]() is A:
