@@ -153,3 +153,21 @@ def test_forget_structure_drops_the_pattern_of_an_edit_torch_cannot_see():
     forget_structure(A)
     assert cached_pattern(A) is not first
     _check_against_dense(A)
+
+
+@pytest.mark.parametrize(("layout", "index_dtype"), LAYOUT_INDEX)
+def test_sampled_mm_on_a_kept_pattern_matches_dense(layout, index_dtype):
+    clear_pattern_cache()
+    crow, col, values = _parts(index_dtype)
+    mask = _build(layout, crow, col, values).to_dense() != 0
+    for step in range(2):  # the second call finds the pattern kept by the first
+        A = _build(layout, crow, col, values * (step + 1))
+        U = torch.randn(7, 3, generator=generator(step), dtype=torch.float64, requires_grad=True)
+        V = torch.randn(3, 5, generator=generator(9), dtype=torch.float64, requires_grad=True)
+        W = torch.randn(7, 5, generator=generator(4), dtype=torch.float64)
+        out = tc.sparse_sampled_mm(A, U, V)
+        torch.testing.assert_close(out.to_dense(), (U @ V).detach() * mask)
+        gU, gV = torch.autograd.grad((out.to_dense() * W).sum(), (U, V))
+        dU, dV = torch.autograd.grad(((U @ V) * mask * W).sum(), (U, V))
+        torch.testing.assert_close(gU, dU)
+        torch.testing.assert_close(gV, dV)

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import torch
 
-from ._pattern import Pattern, from_values, sampled_product
+from ._pattern import from_values, sampled_product
+from ._pattern_cache import cached_pattern
 from .validation import (
     COO,
     CSC,
@@ -93,7 +94,7 @@ def sparse_sampled_mm(A: torch.Tensor, mat1: torch.Tensor, mat2: torch.Tensor) -
             [0., 8.]])
     """
     A, mat1, mat2 = _check(A, mat1, mat2)
-    pattern = Pattern.of(A)
+    pattern = cached_pattern(A)  # kept between calls: the backward's transposed order
     k = mat1.shape[-1]
     values = sampled_product(pattern, mat1.reshape(-1, k), mat2.mT.reshape(-1, k))
     return from_values(pattern, values)
