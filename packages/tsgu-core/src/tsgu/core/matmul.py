@@ -6,7 +6,8 @@ import torch
 
 from ._compiled.matmul import parts_mm
 from ._compiled.parts import SparseParts, check_parts
-from ._pattern import Pattern, pattern_matmul, values_of
+from ._pattern import pattern_matmul, values_of
+from ._pattern_cache import cached_pattern
 from .matmul_sparse import sparse_sparse_mm
 from .validation import (
     COO,
@@ -112,7 +113,8 @@ def sparse_mm(A: torch.Tensor, B: torch.Tensor) -> torch.Tensor:
     A, B = _check(A, B)
     if isinstance(A, SparseParts):
         return parts_mm(A, B)
-    pattern = Pattern.of(A)
+    # kept between calls: the backward's transposed order (a sort) is paid once per pattern
+    pattern = cached_pattern(A)
     values = values_of(A, pattern)
     if B.dim() == 1:
         return pattern_matmul(pattern, values, B.unsqueeze(1)).squeeze(1)

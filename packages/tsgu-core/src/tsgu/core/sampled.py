@@ -8,7 +8,8 @@ import torch
 
 from ._compiled.parts import SparseParts, check_parts
 from ._compiled.products import sampled
-from ._pattern import Pattern, from_values, sampled_product
+from ._pattern import from_values, sampled_product
+from ._pattern_cache import cached_pattern
 from .validation import (
     COO,
     CSC,
@@ -105,7 +106,7 @@ def sparse_sampled_mm(A: torch.Tensor, mat1: torch.Tensor, mat2: torch.Tensor) -
         values = sampled(*A.args(), mat1.reshape(-1, k), mat2.mT.reshape(-1, k))
         out = SparseParts(A.layout, A.indices, values.reshape(A.values().shape), tuple(A.shape))
         return cast(torch.Tensor, out)
-    pattern = Pattern.of(A)
+    pattern = cached_pattern(A)  # kept between calls: the backward's transposed order
     k = mat1.shape[-1]
     values = sampled_product(pattern, mat1.reshape(-1, k), mat2.mT.reshape(-1, k))
     return from_values(pattern, values)

@@ -152,13 +152,17 @@ def check_sparse_structure(fn: str, name: str, A: torch.Tensor) -> None:
 
 
 def forget_structure(A: torch.Tensor) -> None:
-    """Drop the cached structure verdict of ``A`` (its next use checks its indices again).
+    """Drop the cached structure verdict of ``A`` (its next use checks its indices again),
+    and the sparsity pattern ``sparse_mm`` keeps for it.
 
     Needed only after editing in place an index tensor that was handed to torch's own
     constructor: it shares A's memory but not A's version counter, so the edit goes unseen.
     Edits through ``A``'s own index tensors (``A.col_indices()[...] = ...``) are seen.
     """
+    from ._pattern_cache import forget_pattern  # imported here: it imports this module
+
     forget(A)
+    forget_pattern(A)
 
 
 def check_dense(fn: str, name: str, value: object, dims: Sequence[int]) -> torch.Tensor:
