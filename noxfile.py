@@ -65,6 +65,24 @@ def _requirement(package: Path, editable: bool = True) -> list[str]:
     return ["-e", spec] if editable else [spec]
 
 
+def _local_dependencies(package: Path) -> list[Path]:
+    """The tree's packages that ``package`` declares (its required dependencies), recursively."""
+    folders = {p.name: p for p in _packages()}
+    found: list[Path] = []
+    pending = [package]
+    while pending:
+        meta = tomllib.loads((pending.pop() / "pyproject.toml").read_text())
+        for requirement in meta["project"].get("dependencies", []):
+            name = requirement.split(";")[0].split("[")[0]
+            for stop in "<>=!~ ":
+                name = name.split(stop)[0]
+            dep = folders.get(name.strip())
+            if dep is not None and dep not in found:
+                found.append(dep)
+                pending.append(dep)
+    return found
+
+
 def _find_links() -> list[str]:
     links = os.environ.get("PIP_FIND_LINKS", "").split()
     return [arg for link in links for arg in ("--find-links", link)]
@@ -126,7 +144,9 @@ def tests_torch(session: nox.Session, torch: str) -> None:
 def tests_pkg(session: nox.Session, package: str) -> None:
     """One package's tests with only that package's declared dependencies installed."""
     path = PACKAGES_DIR / package
-    _install(session, DEFAULT_TORCH, *_requirement(path))
+    # tsgu packages are not on a registry yet: the ones it declares come from this tree
+    local = [arg for dep in _local_dependencies(path) for arg in ("-e", str(dep))]
+    _install(session, DEFAULT_TORCH, *local, *_requirement(path))
     _check_torch(session, DEFAULT_TORCH)
     _pytest(session, str(path))
 
