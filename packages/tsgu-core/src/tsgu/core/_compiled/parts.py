@@ -10,13 +10,12 @@ while tracing), once while the same index tensors come back.
 from __future__ import annotations
 
 import weakref
-from collections.abc import Callable
 from typing import Any, cast
 
 import torch
 
 from .._pattern import Pattern, attach_values
-from .._structure import check_index_inputs
+from .._structure import _dropper, check_index_inputs
 from ..validation import COO, CSC, CSR
 
 __all__ = [
@@ -142,15 +141,8 @@ def _pattern(
     if len(_PATTERNS) >= _MAX_PATTERNS:
         _PATTERNS.pop(next(iter(_PATTERNS)))
     key = id(last)
-    _PATTERNS[key] = (weakref.ref(last, _dropper(key)), others, signature, pattern)
+    _PATTERNS[key] = (weakref.ref(last, _dropper(_PATTERNS, key)), others, signature, pattern)
     return pattern
-
-
-def _dropper(key: int) -> Callable[[object], None]:
-    def drop(_: object) -> None:
-        _PATTERNS.pop(key, None)
-
-    return drop
 
 
 def pattern_of(
