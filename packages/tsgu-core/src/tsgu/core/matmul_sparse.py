@@ -37,9 +37,7 @@ from .validation import (
     COO,
     CSC,
     CSR,
-    check_float_dtype,
-    check_same_device,
-    check_same_dtype,
+    check_operand,
     check_sparse,
 )
 
@@ -59,19 +57,7 @@ def _check(A: object, B: object) -> tuple[torch.Tensor, torch.Tensor]:
             f"{_FN}: B must have {A.dim()} dimensions like A (sparse A @ sparse B), "
             f"got shape {tuple(B.shape)}; batch both or neither"
         )
-    if B.shape[-2] != A.shape[-1]:
-        raise ValueError(
-            f"{_FN}: B must have {A.shape[-1]} rows to match A of shape {tuple(A.shape)}, "
-            f"got shape {tuple(B.shape)}; pass a B with {A.shape[-1]} rows"
-        )
-    if A.dim() == 3 and B.shape[0] != A.shape[0]:
-        raise ValueError(
-            f"{_FN}: batch sizes must match, got {A.shape[0]} for A and {B.shape[0]} for B; "
-            "pass one B per matrix of A"
-        )
-    check_float_dtype(_FN, "A", A)
-    check_same_dtype(_FN, ("A", "B"), A, B)
-    check_same_device(_FN, ("A", "B"), A, B)
+    check_operand(_FN, A, B, A.shape[-1])  # B has A's dims: its rows are axis -2
     return A, B
 
 
