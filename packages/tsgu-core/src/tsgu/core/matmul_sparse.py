@@ -149,8 +149,7 @@ class _Plan:
         if self.col_C.numel():
             lo = torch.where(full, self.col_C.index_select(0, first_C).to(torch.int64), lo)
             hi = torch.where(full, self.col_C.index_select(0, last_C).to(torch.int64), hi)
-        ends = per_row_end.tolist()
-        total = ends[-1]
+        total = int(per_row_end[-1])
         # candidate ends by the triple budget, then cut further for the table budget
         step = _TRIPLES_PER_CHUNK
         marks = torch.arange(1, max(1, -(-total // step)), device=counts.device) * step
@@ -179,12 +178,11 @@ class _Plan:
         x = jobs[0][2]
         outs = [x.new_zeros(sizes[job[0]]) for job in jobs]
         first, chunks = self.chunks
-        crow_A = self.crow_A.tolist() if len(chunks) > 0 else []
         device = x.device
         # no chunk reads a table slot it did not write: a reused buffer needs no clearing
         buffer = torch.empty(0, dtype=self.table_dtype, device=device)
         for r0, r1 in chunks:
-            e0, e1 = crow_A[r0], crow_A[r1]
+            e0, e1 = int(self.crow_A[r0]), int(self.crow_A[r1])  # two reads per chunk
             if e0 == e1:
                 continue
             t0 = int(first[e0])
