@@ -182,7 +182,7 @@ def _cg(
     matvec = _operator(A, transpose)
     precond = _preconditioner(fn, A, M, transpose)
     group = A.group
-    R = B - matvec(X) if bool(_any_nonzero(X, group)) else B.clone()
+    R = _initial_residual(matvec, B, X, group)
     Z = precond(R)
     bb, rr, rz = _dots(group, (B, B), (R, R), (R, Z))
     threshold = torch.clamp(rtol * bb.sqrt(), min=atol)
@@ -232,7 +232,7 @@ def _bicgstab(
     matvec = _operator(A, transpose)
     precond = _preconditioner(fn, A, M, transpose)
     group = A.group
-    R = B - matvec(X) if bool(_any_nonzero(X, group)) else B.clone()
+    R = _initial_residual(matvec, B, X, group)
     Rhat = R.clone()
     bb, rr, rho = _dots(group, (B, B), (R, R), (Rhat, R))
     threshold = torch.clamp(rtol * bb.sqrt(), min=atol)
@@ -286,8 +286,11 @@ def _bicgstab(
     return _finish(fn, A, matvec, B, X, threshold, rnorm <= threshold, iterations, reason, vector)
 
 
-def _any_nonzero(X: torch.Tensor, group: dist.ProcessGroup | None) -> bool:
-    return any_rank(bool((X != 0).any()), group)
+def _initial_residual(
+    matvec: Any, B: torch.Tensor, X: torch.Tensor, group: dist.ProcessGroup | None
+) -> torch.Tensor:
+    """B - A X, with no product (and its halo exchange) when X is zero on every rank."""
+    return B - matvec(X) if any_rank(bool((X != 0).any()), group) else B.clone()
 
 
 _SOLVERS = {"cg": _cg, "bicgstab": _bicgstab}
