@@ -148,6 +148,23 @@ class LinearOperator:
             return torch.mv(A, flat[:, 0]).reshape(shape)
         return (A @ flat).reshape(*X.shape[:-2], -1, k)
 
+    def vector_product(self) -> Callable[[torch.Tensor, torch.Tensor], torch.Tensor] | None:
+        """``mv(x, out)``: ``A @ x`` for one vector ``(n,)`` written into ``out`` (never
+        aliasing x), straight to torch's kernel, or None where A is no single matrix (a
+        callable, a batch).
+
+        The single-column fast paths call it once per iteration, so it skips the block
+        reshapes of :meth:`matvec` (a few microseconds a product at small n).
+        """
+        if self._callable is not None or len(self.shape) != 2:
+            return None
+        A = self._kernel_matrix(self._pattern) if self._pattern is not None else self._dense
+
+        def mv(x: torch.Tensor, out: torch.Tensor) -> torch.Tensor:
+            return torch.mv(A, x, out=out)
+
+        return mv
+
     def matvec(self, X: torch.Tensor, out: torch.Tensor | None = None) -> torch.Tensor:
         """``A @ X`` for a canonical block X; ``out``, a buffer the result may be written to
         (and returned) where the kernel allows, never aliasing X."""
@@ -222,6 +239,23 @@ class RightHandSide:
 
     def report(self, norms: torch.Tensor) -> torch.Tensor:
         return norms.squeeze(-1) if self.vector else norms
+
+
+def single_column(X: torch.Tensor, *others: torch.Tensor) -> bool:
+    """One right-hand side, one matrix, on the CPU, in contiguous storage: the case the
+    single-column fast paths serve.
+
+    There the step sizes are Python floats: reading a scalar back costs nothing on a CPU,
+    while every arithmetic op on a one-element tensor costs a few microseconds of dispatch,
+    which at small n is more than the vector operations themselves. (On a GPU each read
+    would be a host sync, so blocks, batches and GPUs keep the tensor-scalar iteration.)
+    """
+    return (
+        X.dim() == 2
+        and X.shape[-1] == 1
+        and X.device.type == "cpu"
+        and all(t.is_contiguous() for t in (X, *others))
+    )
 
 
 def per_column(v: torch.Tensor) -> torch.Tensor:

@@ -10,9 +10,11 @@ import torch
 
 from ._common import (
     Operator,
+    Start,
     dot,
     finish,
     per_column,
+    single_column,
     start,
     verdict,
 )
@@ -121,6 +123,19 @@ def cg(
         )
         op, rhs, precond, maxiter = s.op, s.rhs, s.precond, s.maxiter
         X, R, threshold = s.X, s.R, s.threshold
+        mv = op.vector_product()
+        if mv is not None and single_column(X, R):
+            iterations, reason, done = _cg_column(s, mv, M is None, callback)
+            converged, residual, reason = verdict(
+                op,
+                rhs,
+                X,
+                threshold,
+                torch.tensor([done], device=X.device),
+                reason,
+                known=s.R if iterations == 0 else None,
+            )
+            return finish(fn, rhs, X, converged, iterations, residual, reason, return_info)
         rnorm = rhs.norms(R)
         active = rnorm > threshold
         Z = precond(R)
@@ -174,3 +189,71 @@ def cg(
             op, rhs, X, threshold, rnorm <= threshold, reason, known=start_residual
         )
         return finish(fn, rhs, X, converged, iterations, residual, reason, return_info)
+
+
+_NOT_SPD = "breakdown: pᵀAp <= 0 (A or M is not positive definite)"
+_NOT_FINITE = "breakdown: non-finite residual"
+
+
+def _cg_column(
+    s: Start,
+    mv: Callable[[torch.Tensor, torch.Tensor], torch.Tensor],
+    identity: bool,
+    callback: Callable[[torch.Tensor], Any] | None,
+) -> tuple[int, str, bool]:
+    """The iterations of :func:`cg` for one right-hand side on the CPU, with Python scalars.
+
+    The same recurrence, stopping test and breakdown handling as the block iteration (x is
+    updated in place in ``s.X``): one product, two dots and three fused axpys an iteration
+    (without M the residual norm is the square root of ``rᵀr``, which the next step needs
+    anyway). Returns ``(iterations, reason, recurrence converged)``.
+    """
+    rhs, precond = s.rhs, s.precond
+    x, r = s.X.view(-1), s.R.view(-1)  # s.R is read only when no iteration ran
+    threshold = float(s.threshold)
+    rnorm = float(torch.linalg.vector_norm(r))
+    active = rnorm > threshold
+    z = r if identity else precond(r.view(-1, 1)).reshape(-1)
+    rz = float(torch.dot(r, z))
+    p = z.clone()
+    ap, r_next = torch.empty_like(r), torch.empty_like(r)
+    reason = "maxiter"
+    iterations = 0
+    while iterations < s.maxiter and active:
+        mv(p, ap)
+        pAp = float(torch.dot(p, ap))
+        if pAp > 0:
+            alpha = rz / pAp
+            torch.add(r, ap, alpha=-alpha, out=r_next)
+            if identity:
+                rr = float(torch.dot(r_next, r_next))
+                rnorm_new = math.sqrt(rr) if math.isfinite(rr) else _norm(r_next)
+            else:
+                rnorm_new = _norm(r_next)
+            finite = math.isfinite(rnorm_new)
+        else:  # not positive (or NaN): no step; the residual stays r - 0·Ap
+            reason, active = _NOT_SPD, False
+            finite = bool(torch.isfinite(ap).all())
+        if not finite:
+            reason, active = _NOT_FINITE, False
+        if active:
+            x.add_(p, alpha=alpha)
+            r, r_next = r_next, r
+            rnorm = rnorm_new
+            active = rnorm > threshold
+            if active:
+                if identity:
+                    z, rz_new = r, rr
+                else:
+                    z = precond(r.view(-1, 1)).reshape(-1)
+                    rz_new = float(torch.dot(r, z))
+                torch.add(z, p, alpha=rz_new / rz, out=p)  # p = z + beta p
+                rz = rz_new
+        iterations += 1
+        if callback is not None:
+            callback(rhs.user(s.X.clone()))
+    return iterations, reason, rnorm <= threshold
+
+
+def _norm(v: torch.Tensor) -> float:
+    return float(torch.linalg.vector_norm(v))
