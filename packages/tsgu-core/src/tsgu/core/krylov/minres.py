@@ -10,9 +10,11 @@ import torch
 
 from ._common import (
     Operator,
+    Start,
     dot,
     finish,
     per_column,
+    single_column,
     start,
     verdict,
 )
@@ -107,72 +109,15 @@ def minres(
         threshold = torch.clamp(s.rtol * torch.sqrt(dot(B, precond(B))), min=atol)
         phibar = beta1.clone()
         active = phibar > threshold
-        safe = torch.ones_like(beta1)
-        zeros = torch.zeros_like(beta1)
-        tiny = torch.finfo(B.dtype).eps
-
-        R2 = R1.clone()
-        W = torch.zeros_like(B)
-        W2 = torch.zeros_like(B)
-        # Buffers made once: v, the product (it becomes r2; the old r1 becomes the next
-        # product's buffer) and the next x.
-        V, AV, X_next = torch.empty_like(B), torch.empty_like(B), torch.empty_like(B)
-        beta, oldb = beta1.clone(), zeros.clone()
-        dbar, epsln = zeros.clone(), zeros.clone()
-        cs, sn = -torch.ones_like(beta1), zeros.clone()
-        reason = "maxiter"
-        iterations = 0
-        while iterations < maxiter and bool(active.any()):
-            # Lanczos step: v = y / beta; y = A v - (beta/oldb) r1 - (alfa/beta) r2
-            inv_beta = 1.0 / torch.where(beta > 0, beta, safe)
-            V = torch.mul(Y, per_column(inv_beta), out=V)
-            AV = op.matvec(V, out=AV)
-            if iterations > 0:
-                AV = AV.addcmul_(
-                    per_column(beta / torch.where(oldb > 0, oldb, safe)), R1, value=-1.0
-                )
-            alfa = dot(V, AV)
-            AV = AV.addcmul_(per_column(alfa * inv_beta), R2, value=-1.0)
-            R1, R2, AV = R2, AV, R1
-            Y = precond(R2)
-            oldb = beta
-            beta_sq = dot(R2, Y)
-            beta = torch.sqrt(torch.clamp(beta_sq, min=0.0))
-            # QR step: the previous rotation on the new column, then a new rotation.
-            oldeps = epsln
-            delta = cs * dbar + sn * alfa
-            gbar = sn * dbar - cs * alfa
-            epsln = sn * beta
-            dbar = -cs * beta
-            gamma = torch.clamp(torch.hypot(gbar, beta), min=tiny)
-            cs = gbar / gamma
-            sn = beta / gamma
-            phi = cs * phibar
-            phibar_new = sn * phibar
-            # w = (v - oldeps w1 - delta w2) / gamma, into the oldest w's storage
-            W1, W2 = W2, W
-            W = torch.addcmul(V, per_column(oldeps), W1, value=-1.0, out=W1)
-            W = W.addcmul_(per_column(delta), W2, value=-1.0).mul_(per_column(1.0 / gamma))
-            X_next = torch.addcmul(X, per_column(torch.where(active, phi, 0.0)), W, out=X_next)
-            xnorm = rhs.norms(X_next)
-            # The common case, in one sync: everything finite, so a frozen column's zero
-            # step leaves its x as it is.
-            if math.isfinite(float((phibar_new + xnorm).sum())):
-                update = active
-                X, X_next = X_next, X
-            else:
-                finite = torch.isfinite(phibar_new) & torch.isfinite(X_next).all(dim=-2)
-                if bool((active & ~finite).any()):
-                    reason = "breakdown: non-finite iterate"
-                update = active & finite
-                X = torch.where(per_column(update), X_next, X)
-                X_next = torch.empty_like(X)
-            phibar = torch.where(update, phibar_new, phibar)
-            # beta = 0: the Krylov space is exhausted and the solution exact.
-            active = update & (phibar > threshold) & (beta > 0)
-            iterations += 1
-            if callback is not None:
-                callback(rhs.user(X.clone()))  # x is updated in place after the call
+        mv = op.vector_product()
+        if mv is not None and single_column(X, Y, R1) and bool(active):
+            X, phibar, iterations, reason = _minres_column(
+                X, R1, Y, float(beta1), float(threshold), mv, M is None, maxiter, s, callback
+            )
+        else:
+            X, phibar, iterations, reason = _minres_block(
+                X, R1, Y, beta1, threshold, phibar, active, s, callback
+            )
 
         # The verdict: the true residual of the returned x, in the norm of the stopping test
         # (M's, the 2-norm without M); an exhausted Krylov space ends a column there too.
@@ -190,3 +135,161 @@ def minres(
             known=s.R if iterations == 0 else None,  # exact while x is still x0
         )
         return finish(fn, rhs, X, converged, iterations, residual, reason, return_info)
+
+
+def _minres_block(
+    X: torch.Tensor,
+    R1: torch.Tensor,
+    Y: torch.Tensor,
+    beta1: torch.Tensor,
+    threshold: torch.Tensor,
+    phibar: torch.Tensor,
+    active: torch.Tensor,
+    s: Start,
+    callback: Callable[[torch.Tensor], Any] | None,
+) -> tuple[torch.Tensor, torch.Tensor, int, str]:
+    """The iterations of :func:`minres` on a block (columns and batch items together), with
+    per-column tensor scalars. Returns ``(x, phibar, iterations, reason)``."""
+    op, rhs, precond, maxiter, B = s.op, s.rhs, s.precond, s.maxiter, s.rhs.block
+    safe = torch.ones_like(beta1)
+    zeros = torch.zeros_like(beta1)
+    tiny = torch.finfo(B.dtype).eps
+
+    R2 = R1.clone()
+    W = torch.zeros_like(B)
+    W2 = torch.zeros_like(B)
+    # Buffers made once: v, the product (it becomes r2; the old r1 becomes the next
+    # product's buffer) and the next x.
+    V, AV, X_next = torch.empty_like(B), torch.empty_like(B), torch.empty_like(B)
+    beta, oldb = beta1.clone(), zeros.clone()
+    dbar, epsln = zeros.clone(), zeros.clone()
+    cs, sn = -torch.ones_like(beta1), zeros.clone()
+    reason = "maxiter"
+    iterations = 0
+    while iterations < maxiter and bool(active.any()):
+        # Lanczos step: v = y / beta; y = A v - (beta/oldb) r1 - (alfa/beta) r2
+        inv_beta = 1.0 / torch.where(beta > 0, beta, safe)
+        V = torch.mul(Y, per_column(inv_beta), out=V)
+        AV = op.matvec(V, out=AV)
+        if iterations > 0:
+            AV = AV.addcmul_(per_column(beta / torch.where(oldb > 0, oldb, safe)), R1, value=-1.0)
+        alfa = dot(V, AV)
+        AV = AV.addcmul_(per_column(alfa * inv_beta), R2, value=-1.0)
+        R1, R2, AV = R2, AV, R1
+        Y = precond(R2)
+        oldb = beta
+        beta_sq = dot(R2, Y)
+        beta = torch.sqrt(torch.clamp(beta_sq, min=0.0))
+        # QR step: the previous rotation on the new column, then a new rotation.
+        oldeps = epsln
+        delta = cs * dbar + sn * alfa
+        gbar = sn * dbar - cs * alfa
+        epsln = sn * beta
+        dbar = -cs * beta
+        gamma = torch.clamp(torch.hypot(gbar, beta), min=tiny)
+        cs = gbar / gamma
+        sn = beta / gamma
+        phi = cs * phibar
+        phibar_new = sn * phibar
+        # w = (v - oldeps w1 - delta w2) / gamma, into the oldest w's storage
+        W1, W2 = W2, W
+        W = torch.addcmul(V, per_column(oldeps), W1, value=-1.0, out=W1)
+        W = W.addcmul_(per_column(delta), W2, value=-1.0).mul_(per_column(1.0 / gamma))
+        X_next = torch.addcmul(X, per_column(torch.where(active, phi, 0.0)), W, out=X_next)
+        xnorm = rhs.norms(X_next)
+        # The common case, in one sync: everything finite, so a frozen column's zero
+        # step leaves its x as it is.
+        if math.isfinite(float((phibar_new + xnorm).sum())):
+            update = active
+            X, X_next = X_next, X
+        else:
+            finite = torch.isfinite(phibar_new) & torch.isfinite(X_next).all(dim=-2)
+            if bool((active & ~finite).any()):
+                reason = "breakdown: non-finite iterate"
+            update = active & finite
+            X = torch.where(per_column(update), X_next, X)
+            X_next = torch.empty_like(X)
+        phibar = torch.where(update, phibar_new, phibar)
+        # beta = 0: the Krylov space is exhausted and the solution exact.
+        active = update & (phibar > threshold) & (beta > 0)
+        iterations += 1
+        if callback is not None:
+            callback(rhs.user(X.clone()))  # x is updated in place after the call
+    return X, phibar, iterations, reason
+
+
+def _minres_column(
+    X: torch.Tensor,
+    R1: torch.Tensor,
+    Y: torch.Tensor,
+    beta: float,
+    threshold: float,
+    mv: Callable[[torch.Tensor, torch.Tensor], torch.Tensor],
+    identity: bool,
+    maxiter: int,
+    s: Start,
+    callback: Callable[[torch.Tensor], Any] | None,
+) -> tuple[torch.Tensor, torch.Tensor, int, str]:
+    """The iterations of :func:`minres` for one right-hand side on the CPU: the block
+    iteration's recurrence with Python-float scalars and fused ``torch.add(alpha=)`` updates
+    on 1-D vectors. Returns ``(x, phibar, iterations, reason)``."""
+    rhs, precond = s.rhs, s.precond
+    tiny = torch.finfo(X.dtype).eps
+    x = X.view(-1)
+    r1 = R1.view(-1)
+    y = Y.view(-1)
+    r2 = r1.clone()
+    w, w2 = torch.zeros_like(x), torch.zeros_like(x)
+    v, av, x_next = torch.empty_like(x), torch.empty_like(x), torch.empty_like(x)
+    phibar = beta
+    oldb = dbar = epsln = sn = 0.0
+    cs = -1.0
+    active = True  # the caller checked phibar > threshold
+    reason = "maxiter"
+    iterations = 0
+    while iterations < maxiter and active:
+        # Lanczos step: v = y / beta; y = A v - (beta/oldb) r1 - (alfa/beta) r2
+        inv_beta = 1.0 / (beta if beta > 0 else 1.0)
+        torch.mul(y, inv_beta, out=v)
+        mv(v, av)
+        if iterations > 0:
+            av.add_(r1, alpha=-(beta / (oldb if oldb > 0 else 1.0)))
+        alfa = float(torch.dot(v, av))
+        av.add_(r2, alpha=-(alfa * inv_beta))
+        r1, r2, av = r2, av, r1
+        y = r2 if identity else precond(r2.view(-1, 1)).reshape(-1)
+        oldb = beta
+        beta_sq = float(torch.dot(r2, y))
+        beta = math.sqrt(beta_sq) if beta_sq > 0 else (beta_sq if beta_sq != beta_sq else 0.0)
+        # QR step: the previous rotation on the new column, then a new rotation.
+        oldeps = epsln
+        delta = cs * dbar + sn * alfa
+        gbar = sn * dbar - cs * alfa
+        epsln = sn * beta
+        dbar = -cs * beta
+        gamma = math.hypot(gbar, beta)
+        gamma = gamma if not gamma < tiny else tiny  # NaN stays NaN, as torch.clamp
+        cs = gbar / gamma
+        sn = beta / gamma
+        phi = cs * phibar
+        phibar_new = sn * phibar
+        # w = (v - oldeps w1 - delta w2) / gamma, into the oldest w's storage
+        w1, w2 = w2, w
+        w = torch.add(v, w1, alpha=-oldeps, out=w1)
+        w.add_(w2, alpha=-delta).mul_(1.0 / gamma)
+        torch.add(x, w, alpha=phi, out=x_next)
+        xnorm = float(torch.linalg.vector_norm(x_next))
+        update = math.isfinite(phibar_new + xnorm)
+        if not update:
+            update = math.isfinite(phibar_new) and bool(torch.isfinite(x_next).all())
+            if not update:
+                reason = "breakdown: non-finite iterate"
+        if update:
+            x, x_next = x_next, x
+            phibar = phibar_new
+        # beta = 0: the Krylov space is exhausted and the solution exact.
+        active = update and phibar > threshold and beta > 0
+        iterations += 1
+        if callback is not None:
+            callback(rhs.user(x.view(-1, 1).clone()))
+    return x.view(-1, 1), torch.tensor([phibar], dtype=X.dtype, device=X.device), iterations, reason
