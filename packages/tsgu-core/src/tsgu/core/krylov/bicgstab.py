@@ -10,9 +10,11 @@ import torch
 
 from ._common import (
     Operator,
+    Start,
     dot,
     finish,
     per_column,
+    single_column,
     start,
     verdict,
 )
@@ -101,6 +103,19 @@ def bicgstab(
         B, X, R = s.rhs.block, s.X, s.R
         R_hat = R.clone()
         threshold = s.threshold
+        mv = op.vector_product()
+        if mv is not None and single_column(X, R):
+            iterations, reason, done = _bicgstab_column(s, mv, M is None, callback)
+            converged, residual, reason = verdict(
+                op,
+                rhs,
+                X,
+                threshold,
+                torch.tensor([done], device=X.device),
+                reason,
+                known=s.R if iterations == 0 else None,
+            )
+            return finish(fn, rhs, X, converged, iterations, residual, reason, return_info)
         rnorm = rhs.norms(R)
         active = rnorm > threshold
         P = torch.zeros_like(B)
@@ -191,3 +206,104 @@ def bicgstab(
             op, rhs, X, threshold, rnorm <= threshold, reason, known=start_residual
         )
         return finish(fn, rhs, X, converged, iterations, residual, reason, return_info)
+
+
+def _bicgstab_column(
+    s: Start,
+    mv: Callable[[torch.Tensor, torch.Tensor], torch.Tensor],
+    identity: bool,
+    callback: Callable[[torch.Tensor], Any] | None,
+) -> tuple[int, str, bool]:
+    """The iterations of :func:`bicgstab` for one right-hand side on the CPU: the block
+    iteration's recurrence, restarts and breakdown handling with Python-float scalars and
+    fused ``torch.add(alpha=)`` updates on 1-D vectors (x updated in place in ``s.X``).
+    Returns ``(iterations, reason, recurrence converged)``."""
+    rhs = s.rhs
+
+    def precond(v: torch.Tensor) -> torch.Tensor:
+        return v if identity else s.precond(v.view(-1, 1)).reshape(-1)
+
+    def norm(v: torch.Tensor) -> float:
+        return float(torch.linalg.vector_norm(v))
+
+    x, r = s.X.view(-1), s.R.view(-1)  # s.R is read only when no iteration ran
+    r_hat = r.clone()
+    threshold = float(s.threshold)
+    rnorm = norm(r)
+    active = rnorm > threshold
+    p, v = torch.zeros_like(x), torch.zeros_like(x)
+    s_, t, r_next = torch.empty_like(x), torch.empty_like(x), torch.empty_like(x)
+    rho_old = alpha = omega = 1.0
+    eps = torch.finfo(x.dtype).eps
+    rhat_norm = norm(r_hat)  # changes only on a restart
+    restart = False
+    restarts = 0
+    reason = "maxiter"
+    iterations = 0
+    while iterations < s.maxiter and active:
+        rho = float(torch.dot(r_hat, r))
+        # rho ~ 0: restart with r̂ = r rather than divide by it
+        restart = restart or abs(rho) <= eps * rhat_norm * rnorm
+        if restart:
+            restarts += 1
+            if restarts > _MAX_RESTARTS:
+                reason = f"breakdown: ρ = 0 or ω = 0 after {_MAX_RESTARTS} restarts"
+                active = False
+            r_hat.copy_(r)
+            rhat_norm = norm(r_hat)
+            p.zero_()
+            v.zero_()
+            rho_old = alpha = omega = 1.0
+            rho = rnorm**2
+        # p = r + beta (p - omega v), in place
+        beta = (rho / rho_old) * (alpha / omega) if active else 0.0
+        p.add_(v, alpha=-omega)
+        torch.add(r, p, alpha=beta, out=p)
+        p_hat = precond(p)
+        mv(p_hat, v)
+        rv = float(torch.dot(r_hat, v))
+        stalled = active and not abs(rv) > 0  # r̂ ⟂ v: no step this iteration, restart
+        step = active and not stalled
+        alpha = rho / rv if step else 1.0
+        alpha_x = alpha if step else 0.0  # no step: x and r stay
+        torch.add(r, v, alpha=-alpha_x, out=s_)
+        snorm = norm(s_)
+        # the residual s is already small: stop here, with x + alpha p̂
+        full = step and not snorm <= threshold
+        if full:
+            s_hat = precond(s_)
+            mv(s_hat, t)
+            tt = float(torch.dot(t, t))
+            omega = float(torch.dot(t, s_)) / tt if tt > 0 else 0.0
+            torch.add(s_, t, alpha=-omega, out=r_next)
+        else:  # no product with s (SciPy makes none either)
+            s_hat, omega = s_, 0.0
+            r_next.copy_(s_)
+        rnorm_new = norm(r_next)
+        update = step and math.isfinite(rnorm_new)
+        # the common case: no stall, the new residual, p̂ and ŝ finite
+        check = rnorm_new + float(torch.dot(p_hat, p_hat))
+        check += snorm if identity else float(torch.dot(s_hat, s_hat))
+        if not stalled and math.isfinite(check):
+            x.add_(p_hat, alpha=alpha_x).add_(s_hat, alpha=omega)
+            r, r_next = r_next, r
+        else:
+            if step and not update:
+                reason = "breakdown: non-finite residual"
+            if update:
+                x.add_(p_hat, alpha=alpha_x).add_(s_hat, alpha=omega)
+                r.copy_(r_next)
+        if update:
+            rnorm = rnorm_new
+        active = active and (update or stalled) and rnorm > threshold
+        # omega = 0 cannot start the next step (beta divides by it): restart
+        restart = stalled or (full and omega == 0)
+        if active:
+            rho_old = rho
+            omega = omega if omega != 0 else 1.0
+        else:
+            rho_old, alpha, omega = 1.0, 1.0, 1.0
+        iterations += 1
+        if callback is not None:
+            callback(rhs.user(s.X.clone()))
+    return iterations, reason, rnorm <= threshold
