@@ -10,9 +10,11 @@ import torch
 
 from ._common import (
     Operator,
+    Start,
     dot,
     finish,
     per_column,
+    single_column,
     start,
     verdict,
 )
@@ -109,6 +111,18 @@ def gmres(
         op, rhs, precond, maxiter = s.op, s.rhs, s.precond, s.maxiter
         restart = max(min(restart, rhs.n), 1)
         B, X, R, threshold = s.rhs.block, s.X, s.R, s.threshold
+        if single_column(X, R):
+            X, rnorm_column, iterations, reason = _gmres_column(s, restart, callback)
+            converged, residual, reason = verdict(
+                op,
+                rhs,
+                X,
+                threshold,
+                torch.tensor([rnorm_column <= float(threshold)], device=X.device),
+                reason,
+                known=s.R if iterations == 0 else None,
+            )
+            return finish(fn, rhs, X, converged, iterations, residual, reason, return_info)
         cols = B.shape[:-2] + B.shape[-1:]  # per-column scalar shape
         iterations = 0
         rnorm = rhs.norms(R)
@@ -199,3 +213,77 @@ def gmres(
             op, rhs, X, threshold, rnorm <= threshold, reason, known=start_residual
         )
         return finish(fn, rhs, X, converged, iterations, residual, reason, return_info)
+
+
+def _gmres_column(
+    s: Start, restart: int, callback: Callable[[torch.Tensor], Any] | None
+) -> tuple[torch.Tensor, float, int, str]:
+    """The restart cycles of :func:`gmres` for one right-hand side on the CPU: Gram-Schmidt
+    as matrix-vector products over the basis (BLAS, one pass each), and the Hessenberg
+    column, its Givens rotations and the residual estimate as Python floats (the block
+    iteration spends a few tensor ops per earlier rotation per step: O(restart²) small ops
+    a cycle). Returns ``(x, residual norm of the recurrence, iterations, reason)``."""
+    op, rhs, precond = s.op, s.rhs, s.precond
+    B, X, R = rhs.block, s.X, s.R
+    threshold = float(s.threshold)
+    rnorm = float(torch.linalg.vector_norm(R))
+    reason = "maxiter"
+    iterations = 0
+    V = B.new_empty(restart + 1, B.shape[0])  # every row used is written first
+    for _ in range(s.maxiter):
+        if not rnorm > threshold:
+            break
+        torch.div(R.view(-1), rnorm if rnorm > 0 else 1.0, out=V[0])
+        columns: list[list[float]] = []  # the upper-triangular factor, column by column
+        g = [rnorm]
+        cs: list[float] = []
+        sn: list[float] = []
+        for j in range(restart):  # inner iterations of one cycle
+            W = op.matvec(precond(V[j].view(-1, 1)))
+            if op.is_callable:  # a user's A(x) may return x itself: work on a copy
+                W = W.clone()
+            basis, w = V[: j + 1], W[:, 0]
+            h1 = torch.mv(basis, w)
+            w.addmv_(basis.T, h1, alpha=-1.0)
+            h2 = torch.mv(basis, w)  # second pass: re-orthogonalise
+            w.addmv_(basis.T, h2, alpha=-1.0)
+            h = (h1 + h2).tolist()
+            h_next = float(torch.linalg.vector_norm(w))
+            for i in range(j):  # earlier rotations on the new column
+                top = cs[i] * h[i] + sn[i] * h[i + 1]
+                h[i + 1] = -sn[i] * h[i] + cs[i] * h[i + 1]
+                h[i] = top
+            denom = math.hypot(h[j], h_next)
+            denom = denom if denom > 0 else 1.0
+            cs.append(h[j] / denom)
+            sn.append(h_next / denom)
+            h[j] = cs[j] * h[j] + sn[j] * h_next
+            g_next = -sn[j] * g[j]
+            g[j] = cs[j] * g[j]
+            g.append(g_next)
+            columns.append(h)
+            torch.div(w, h_next if h_next > 0 else 1.0, out=V[j + 1])
+            iterations += 1
+            if abs(g_next) <= threshold or h_next == 0:
+                break
+        # y from the upper-triangular system of this cycle
+        steps = len(columns)
+        Hm = B.new_zeros(steps, steps)
+        for j, h in enumerate(columns):
+            Hm[: j + 1, j] = torch.tensor(h, dtype=B.dtype)
+        gm = torch.tensor(g[:steps], dtype=B.dtype).unsqueeze(-1)
+        y = torch.linalg.solve_triangular(Hm, gm, upper=True)[:, 0]
+        X_new = X + precond(torch.mv(V[:steps].T, y).unsqueeze(-1))
+        R_new = B - op.matvec(X_new)
+        rnorm_new = float(torch.linalg.vector_norm(R_new))
+        # x itself too: a matrix with no stored entries maps a NaN x to a finite residual
+        ok = math.isfinite(rnorm_new) and bool(torch.isfinite(X_new).all())
+        if ok:
+            X, R, rnorm = X_new, R_new, rnorm_new
+        else:
+            reason = "breakdown: non-finite iterate"
+        if callback is not None:
+            callback(rhs.user(X))
+        if not ok:
+            break
+    return X, rnorm, iterations, reason
