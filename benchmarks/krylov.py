@@ -30,6 +30,11 @@ CG 11 (product 2; x, r and p updates 3 each, dots fused), MINRES 13, BiCGSTAB 20
 products, GMRES(m) 2j + 9 in inner step j (one Gram-Schmidt pass; m + 8 on average).
 SciPy stores int32 indices (it downcasts), tsgu int64: tsgu's floor counts its own bytes.
 
+Every timed call starts after a 0.3 s pause: the worker threads of the call before (SciPy's
+OpenBLAS, torch's OpenMP) spin after their work, and without the pause they ran into the
+next call's time (on 2 cores, tsgu's warm calls, each after a SciPy call, took up to 1.7x its
+first call, which follows none).
+
 Every row records the load average (``load1``) at its start: the machine is shared.
 
 ``--compare-to REF`` (a git commit) adds a row "tsgu REF" per problem: the Krylov solvers
@@ -62,6 +67,7 @@ GMRES_RESTART = 20
 GMRES_CYCLES = 10
 GRIDS = (32, 40, 63, 64)
 LARGE_GRIDS = (100, 128)
+PAUSE_S = 0.3  # before every timed call (see clock)
 PASSES = {"cg": 11, "minres": 13, "bicgstab": 20}
 PRODUCTS = {"cg": 1, "minres": 1, "bicgstab": 2, "gmres": 1}
 
@@ -171,6 +177,9 @@ def measure(spec: dict[str, Any]) -> dict[str, Any]:
         return ts_fn(A, b, **ts_kwargs)
 
     def clock(fn: Any) -> tuple[float, Any]:
+        # idle first: the worker threads of the call before (SciPy's OpenBLAS, torch's
+        # OpenMP) spin for a while after their work and would run into this call's time
+        time.sleep(PAUSE_S)
         t0 = time.perf_counter()
         out = fn()
         return time.perf_counter() - t0, out
