@@ -148,17 +148,22 @@ class LinearOperator:
             return torch.mv(A, flat[:, 0]).reshape(shape)
         return (A @ flat).reshape(*X.shape[:-2], -1, k)
 
-    def vector_product(self) -> Callable[[torch.Tensor, torch.Tensor], torch.Tensor] | None:
-        """``mv(x, out)``: ``A @ x`` for one vector ``(n,)`` written into ``out`` (never
-        aliasing x), straight to torch's kernel, or None where A is no single matrix (a
-        callable, a batch).
+    def vector_product(
+        self, transposed: bool = False
+    ) -> Callable[[torch.Tensor, torch.Tensor], torch.Tensor] | None:
+        """``mv(x, out)``: ``A @ x`` (``Aᵀ @ x`` if ``transposed``) for one vector written
+        into ``out`` (never aliasing x), straight to torch's kernel, or None where A is no
+        single matrix (a callable, a batch).
 
         The single-column fast paths call it once per iteration, so it skips the block
         reshapes of :meth:`matvec` (a few microseconds a product at small n).
         """
         if self._callable is not None or len(self.shape) != 2:
             return None
-        A = self._kernel_matrix(self._pattern) if self._pattern is not None else self._dense
+        if self._pattern is not None:
+            A = self._kernel_matrix(self._pattern.t if transposed else self._pattern)
+        else:
+            A = self._dense.mT if transposed else self._dense
 
         def mv(x: torch.Tensor, out: torch.Tensor) -> torch.Tensor:
             return torch.mv(A, x, out=out)
@@ -256,6 +261,16 @@ def single_column(X: torch.Tensor, *others: torch.Tensor) -> bool:
         and X.device.type == "cpu"
         and all(t.is_contiguous() for t in (X, *others))
     )
+
+
+def ieee_div(a: float, b: float) -> float:
+    """``a / b`` as a tensor divides (a zero ``b`` gives ±inf or NaN), where Python raises."""
+    try:
+        return a / b
+    except ZeroDivisionError:
+        if a == 0 or a != a:
+            return math.nan
+        return math.copysign(math.inf, a) * math.copysign(1.0, b)
 
 
 def per_column(v: torch.Tensor) -> torch.Tensor:

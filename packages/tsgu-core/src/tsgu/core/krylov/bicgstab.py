@@ -13,6 +13,7 @@ from ._common import (
     Start,
     dot,
     finish,
+    ieee_div,
     per_column,
     single_column,
     start,
@@ -254,9 +255,9 @@ def _bicgstab_column(
             p.zero_()
             v.zero_()
             rho_old = alpha = omega = 1.0
-            rho = rnorm**2
+            rho = rnorm * rnorm
         # p = r + beta (p - omega v), in place
-        beta = (rho / rho_old) * (alpha / omega) if active else 0.0
+        beta = ieee_div(rho, rho_old) * ieee_div(alpha, omega) if active else 0.0
         p.add_(v, alpha=-omega)
         torch.add(r, p, alpha=beta, out=p)
         p_hat = precond(p)

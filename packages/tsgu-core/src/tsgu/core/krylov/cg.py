@@ -13,6 +13,7 @@ from ._common import (
     Start,
     dot,
     finish,
+    ieee_div,
     per_column,
     single_column,
     start,
@@ -247,7 +248,7 @@ def _cg_column(
                 else:
                     z = precond(r.view(-1, 1)).reshape(-1)
                     rz_new = float(torch.dot(r, z))
-                torch.add(z, p, alpha=rz_new / rz, out=p)  # p = z + beta p
+                torch.add(z, p, alpha=ieee_div(rz_new, rz), out=p)  # p = z + beta p
                 rz = rz_new
         iterations += 1
         if callback is not None:

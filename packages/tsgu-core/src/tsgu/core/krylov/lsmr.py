@@ -17,7 +17,9 @@ from ._common import (
     check_system,
     default_maxiter,
     finish,
+    ieee_div,
     per_column,
+    single_column,
 )
 
 __all__ = ["lsmr"]
@@ -127,124 +129,28 @@ def lsmr(
         alpha = rhs.norms(Vv)
         Vv = Vv / per_column(torch.where(alpha > 0, alpha, 1.0))
 
-        one = torch.ones_like(beta)
-        zero = torch.zeros_like(beta)
-        # Bidiagonalisation and rotation state (Fong & Saunders, Algorithm 1).
-        zetabar, alphabar = alpha * beta, alpha.clone()
-        rho, rhobar, cbar, sbar = one.clone(), one.clone(), one.clone(), zero.clone()
-        Hh, Hbar = Vv.clone(), torch.zeros_like(Vv)
-        # Estimates of ||r||, ||A||, cond(A) (Fong & Saunders, section 4).
-        betadd, betad, rhodold, tautildeold, thetatilde, zeta, d = (
-            beta.clone(),
-            zero.clone(),
-            one.clone(),
-            zero.clone(),
-            zero.clone(),
-            zero.clone(),
-            zero.clone(),
-        )
-        normA2 = alpha**2
-        maxrbar, minrbar = zero.clone(), torch.full_like(beta, torch.finfo(beta.dtype).max)
-        normb = beta.clone()
-        normr = beta.clone()
-        normar = alpha * beta
-        ctol = 1.0 / conlim if conlim > 0 else 0.0
-        # A zero b or a zero Aᵀ b: x = 0 solves it.
-        active = normar > 0
-        converged = ~active
-        ill = torch.zeros_like(active)
-        iterations = 0
-        # In place, into buffers made once (u and its spare, x and the next x); a user's
-        # A(x) or rmatvec(y) may return its argument, so their results are copied first.
-        U_spare, X_next = torch.empty_like(U), torch.empty_like(X)
-        own = op.is_callable
-        while iterations < maxiter and bool(active.any()):
-            iterations += 1
-            U_next = op.matvec(Vv, out=U_spare)
-            U_next = U_next.clone() if own else U_next
-            U, U_spare = U_next.addcmul_(per_column(alpha), U, value=-1.0), U
-            beta = rhs.norms(U)
-            U = U.div_(per_column(torch.where(beta > 0, beta, 1.0)))
-            V_next = op.rmatvec(U)
-            V_next = V_next.clone() if own else V_next
-            Vv = V_next.addcmul_(per_column(beta), Vv, value=-1.0)
-            alpha = rhs.norms(Vv)
-            Vv = Vv.div_(per_column(torch.where(alpha > 0, alpha, 1.0)))
-
-            alphahat = torch.hypot(alphabar, torch.full_like(alphabar, damp))
-            chat = alphabar / alphahat
-            shat = damp / alphahat
-            rhoold = rho
-            rho = torch.hypot(alphahat, beta)
-            c, s = alphahat / rho, beta / rho
-            thetanew = s * alpha
-            alphabar = c * alpha
-            rhobarold, zetaold = rhobar, zeta
-            thetabar = sbar * rho
-            rhotemp = cbar * rho
-            rhobar = torch.hypot(cbar * rho, thetanew)
-            cbar = cbar * rho / rhobar
-            sbar = thetanew / rhobar
-            zeta = cbar * zetabar
-            zetabar = -sbar * zetabar
-
-            c_bar = per_column(thetabar * rho / (rhoold * rhobarold))
-            Hbar = torch.addcmul(Hh, c_bar, Hbar, value=-1.0, out=Hbar)
-            step = per_column(torch.where(active, zeta / (rho * rhobar), 0.0))
-            X_next = torch.addcmul(X, step, Hbar, out=X_next)
-            Hh = torch.addcmul(Vv, per_column(thetanew / rho), Hh, value=-1.0, out=Hh)
-
-            betaacute = chat * betadd
-            betacheck = -shat * betadd
-            betahat = c * betaacute
-            betadd = -s * betaacute
-            thetatildeold = thetatilde
-            rhotildeold = torch.hypot(rhodold, thetabar)
-            ctildeold = rhodold / rhotildeold
-            stildeold = thetabar / rhotildeold
-            thetatilde = stildeold * rhobar
-            rhodold = ctildeold * rhobar
-            betad = -stildeold * betad + ctildeold * betahat
-            tautildeold = (zetaold - thetatildeold * tautildeold) / rhotildeold
-            taud = (zeta - thetatilde * tautildeold) / rhodold
-            d = d + betacheck**2
-            normr_new = torch.sqrt(d + (betad - taud) ** 2 + betadd**2)
-            normA2 = normA2 + beta**2
-            normA = torch.sqrt(normA2)
-            normA2 = normA2 + alpha**2
-            maxrbar = torch.maximum(maxrbar, rhobarold)
-            if iterations > 1:
-                minrbar = torch.minimum(minrbar, rhobarold)
-            condA = torch.maximum(maxrbar, rhotemp) / torch.minimum(minrbar, rhotemp)
-
-            xnorm = rhs.norms(X_next)
-            # The common case, in one sync: everything finite, so a frozen column's zero
-            # step leaves its x as it is.
-            if math.isfinite(float((normr_new + xnorm).sum())):
-                update = active
-                X, X_next, normx = X_next, X, xnorm
-            else:
-                finite = torch.isfinite(normr_new) & torch.isfinite(X_next).all(dim=-2)
-                update = active & finite
-                X = torch.where(per_column(update), X_next, X)
-                X_next = torch.empty_like(X)
-                normx = rhs.norms(X)
-            normr = torch.where(update, normr_new, normr)
-            normar = torch.where(update, zetabar.abs(), normar)
-            # SciPy's tests: 1 a consistent system, 2 a least-squares solution, 3 cond(A).
-            test1 = normr / normb
-            test2 = normar / torch.where(normA * normr > 0, normA * normr, 1.0)
-            test3 = 1.0 / condA
-            rtol1 = btol + atol * normA * normx / normb
-            t1 = test1 / (1 + normA * normx / normb)
-            stop_ok = (test1 <= rtol1) | (test2 <= atol) | (1 + t1 <= 1) | (1 + test2 <= 1)
-            stop_ok = stop_ok | (normA * normr == 0)
-            stop_ill = (test3 <= ctol) | (1 + test3 <= 1)
-            converged = converged | (update & stop_ok)
-            ill = ill | (update & ~stop_ok & stop_ill)
-            active = update & ~stop_ok & ~stop_ill
-            if callback is not None:
-                callback(rhs.user(X.clone()))  # x is updated in place after the call
+        mv, rmv = op.vector_product(), op.vector_product(transposed=True)
+        if mv is not None and rmv is not None and single_column(X, U, Vv):
+            X, iterations, normA2, converged, active, ill = _lsmr_column(
+                rhs,
+                mv,
+                rmv,
+                U,
+                Vv,
+                X,
+                float(alpha),
+                float(beta),
+                damp,
+                atol,
+                btol,
+                conlim,
+                maxiter,
+                callback,
+            )
+        else:
+            X, iterations, normA2, converged, active, ill = _lsmr_block(
+                op, rhs, U, Vv, X, alpha, beta, damp, atol, btol, conlim, maxiter, callback
+            )
         if bool(ill.any()):
             reason = "cond(A) exceeds conlim"
         elif bool((~converged & ~active).any()):  # stopped neither converged nor by maxiter
@@ -259,6 +165,289 @@ def lsmr(
                 "did not (A is singular or too ill-conditioned)"
             )
         return finish(fn, rhs, X, true_converged, iterations, residual, reason, return_info)
+
+
+def _lsmr_block(
+    op: LinearOperator,
+    rhs: RightHandSide,
+    U: torch.Tensor,
+    Vv: torch.Tensor,
+    X: torch.Tensor,
+    alpha: torch.Tensor,
+    beta: torch.Tensor,
+    damp: float,
+    atol: float,
+    btol: float,
+    conlim: float,
+    maxiter: int,
+    callback: Callable[[torch.Tensor], Any] | None,
+) -> tuple[torch.Tensor, int, torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+    """The iterations of :func:`lsmr` on a block, with per-column tensor scalars. Returns
+    ``(x, iterations, ||A||² estimate, converged, active, ill)``."""
+    one = torch.ones_like(beta)
+    zero = torch.zeros_like(beta)
+    # Bidiagonalisation and rotation state (Fong & Saunders, Algorithm 1).
+    zetabar, alphabar = alpha * beta, alpha.clone()
+    rho, rhobar, cbar, sbar = one.clone(), one.clone(), one.clone(), zero.clone()
+    Hh, Hbar = Vv.clone(), torch.zeros_like(Vv)
+    # Estimates of ||r||, ||A||, cond(A) (Fong & Saunders, section 4).
+    betadd, betad, rhodold, tautildeold, thetatilde, zeta, d = (
+        beta.clone(),
+        zero.clone(),
+        one.clone(),
+        zero.clone(),
+        zero.clone(),
+        zero.clone(),
+        zero.clone(),
+    )
+    normA2 = alpha**2
+    maxrbar, minrbar = zero.clone(), torch.full_like(beta, torch.finfo(beta.dtype).max)
+    normb = beta.clone()
+    normr = beta.clone()
+    normar = alpha * beta
+    ctol = 1.0 / conlim if conlim > 0 else 0.0
+    # A zero b or a zero Aᵀ b: x = 0 solves it.
+    active = normar > 0
+    converged = ~active
+    ill = torch.zeros_like(active)
+    iterations = 0
+    # In place, into buffers made once (u and its spare, x and the next x); a user's
+    # A(x) or rmatvec(y) may return its argument, so their results are copied first.
+    U_spare, X_next = torch.empty_like(U), torch.empty_like(X)
+    own = op.is_callable
+    while iterations < maxiter and bool(active.any()):
+        iterations += 1
+        U_next = op.matvec(Vv, out=U_spare)
+        U_next = U_next.clone() if own else U_next
+        U, U_spare = U_next.addcmul_(per_column(alpha), U, value=-1.0), U
+        beta = rhs.norms(U)
+        U = U.div_(per_column(torch.where(beta > 0, beta, 1.0)))
+        V_next = op.rmatvec(U)
+        V_next = V_next.clone() if own else V_next
+        Vv = V_next.addcmul_(per_column(beta), Vv, value=-1.0)
+        alpha = rhs.norms(Vv)
+        Vv = Vv.div_(per_column(torch.where(alpha > 0, alpha, 1.0)))
+
+        alphahat = torch.hypot(alphabar, torch.full_like(alphabar, damp))
+        chat = alphabar / alphahat
+        shat = damp / alphahat
+        rhoold = rho
+        rho = torch.hypot(alphahat, beta)
+        c, s = alphahat / rho, beta / rho
+        thetanew = s * alpha
+        alphabar = c * alpha
+        rhobarold, zetaold = rhobar, zeta
+        thetabar = sbar * rho
+        rhotemp = cbar * rho
+        rhobar = torch.hypot(cbar * rho, thetanew)
+        cbar = cbar * rho / rhobar
+        sbar = thetanew / rhobar
+        zeta = cbar * zetabar
+        zetabar = -sbar * zetabar
+
+        c_bar = per_column(thetabar * rho / (rhoold * rhobarold))
+        Hbar = torch.addcmul(Hh, c_bar, Hbar, value=-1.0, out=Hbar)
+        step = per_column(torch.where(active, zeta / (rho * rhobar), 0.0))
+        X_next = torch.addcmul(X, step, Hbar, out=X_next)
+        Hh = torch.addcmul(Vv, per_column(thetanew / rho), Hh, value=-1.0, out=Hh)
+
+        betaacute = chat * betadd
+        betacheck = -shat * betadd
+        betahat = c * betaacute
+        betadd = -s * betaacute
+        thetatildeold = thetatilde
+        rhotildeold = torch.hypot(rhodold, thetabar)
+        ctildeold = rhodold / rhotildeold
+        stildeold = thetabar / rhotildeold
+        thetatilde = stildeold * rhobar
+        rhodold = ctildeold * rhobar
+        betad = -stildeold * betad + ctildeold * betahat
+        tautildeold = (zetaold - thetatildeold * tautildeold) / rhotildeold
+        taud = (zeta - thetatilde * tautildeold) / rhodold
+        d = d + betacheck**2
+        normr_new = torch.sqrt(d + (betad - taud) ** 2 + betadd**2)
+        normA2 = normA2 + beta**2
+        normA = torch.sqrt(normA2)
+        normA2 = normA2 + alpha**2
+        maxrbar = torch.maximum(maxrbar, rhobarold)
+        if iterations > 1:
+            minrbar = torch.minimum(minrbar, rhobarold)
+        condA = torch.maximum(maxrbar, rhotemp) / torch.minimum(minrbar, rhotemp)
+
+        xnorm = rhs.norms(X_next)
+        # The common case, in one sync: everything finite, so a frozen column's zero
+        # step leaves its x as it is.
+        if math.isfinite(float((normr_new + xnorm).sum())):
+            update = active
+            X, X_next, normx = X_next, X, xnorm
+        else:
+            finite = torch.isfinite(normr_new) & torch.isfinite(X_next).all(dim=-2)
+            update = active & finite
+            X = torch.where(per_column(update), X_next, X)
+            X_next = torch.empty_like(X)
+            normx = rhs.norms(X)
+        normr = torch.where(update, normr_new, normr)
+        normar = torch.where(update, zetabar.abs(), normar)
+        # SciPy's tests: 1 a consistent system, 2 a least-squares solution, 3 cond(A).
+        test1 = normr / normb
+        test2 = normar / torch.where(normA * normr > 0, normA * normr, 1.0)
+        test3 = 1.0 / condA
+        rtol1 = btol + atol * normA * normx / normb
+        t1 = test1 / (1 + normA * normx / normb)
+        stop_ok = (test1 <= rtol1) | (test2 <= atol) | (1 + t1 <= 1) | (1 + test2 <= 1)
+        stop_ok = stop_ok | (normA * normr == 0)
+        stop_ill = (test3 <= ctol) | (1 + test3 <= 1)
+        converged = converged | (update & stop_ok)
+        ill = ill | (update & ~stop_ok & stop_ill)
+        active = update & ~stop_ok & ~stop_ill
+        if callback is not None:
+            callback(rhs.user(X.clone()))  # x is updated in place after the call
+    return X, iterations, normA2, converged, active, ill
+
+
+def _max(a: float, b: float) -> float:
+    """``torch.maximum`` on floats: NaN wins."""
+    return a if a != a or a >= b else b
+
+
+def _min(a: float, b: float) -> float:
+    """``torch.minimum`` on floats: NaN wins."""
+    return a if a != a or a <= b else b
+
+
+def _lsmr_column(
+    rhs: RightHandSide,
+    mv: Callable[[torch.Tensor, torch.Tensor], torch.Tensor],
+    rmv: Callable[[torch.Tensor, torch.Tensor], torch.Tensor],
+    U: torch.Tensor,
+    Vv: torch.Tensor,
+    X: torch.Tensor,
+    alpha: float,
+    beta: float,
+    damp: float,
+    atol: float,
+    btol: float,
+    conlim: float,
+    maxiter: int,
+    callback: Callable[[torch.Tensor], Any] | None,
+) -> tuple[torch.Tensor, int, torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+    """The iterations of :func:`lsmr` for one right-hand side on the CPU: the block
+    iteration's recurrences and SciPy's stopping tests with Python-float scalars (some 80
+    one-element tensor ops an iteration there) and fused ``torch.add(alpha=)`` updates on
+    1-D vectors. Returns what :func:`_lsmr_block` does."""
+    div = ieee_div
+    u, v, x = U.view(-1), Vv.view(-1), X.view(-1)
+    u_spare, v_spare, x_next = torch.empty_like(u), torch.empty_like(v), torch.empty_like(x)
+
+    def norm(t: torch.Tensor) -> float:
+        return float(torch.linalg.vector_norm(t))
+
+    # Bidiagonalisation and rotation state (Fong & Saunders, Algorithm 1).
+    zetabar, alphabar = alpha * beta, alpha
+    rho, rhobar, cbar, sbar = 1.0, 1.0, 1.0, 0.0
+    h, hbar = v.clone(), torch.zeros_like(v)
+    # Estimates of ||r||, ||A||, cond(A) (Fong & Saunders, section 4).
+    betadd, betad, rhodold, tautildeold, thetatilde, zeta, d = beta, 0.0, 1.0, 0.0, 0.0, 0.0, 0.0
+    normA2 = alpha * alpha
+    maxrbar, minrbar = 0.0, float(torch.finfo(X.dtype).max)
+    normb = normr = beta
+    normar = alpha * beta
+    normx = 0.0
+    ctol = 1.0 / conlim if conlim > 0 else 0.0
+    active = normar > 0  # a zero b or a zero Aᵀ b: x = 0 solves it
+    converged = not active
+    ill = False
+    iterations = 0
+    while iterations < maxiter and active:
+        iterations += 1
+        mv(v, u_spare)
+        u_spare.add_(u, alpha=-alpha)
+        u, u_spare = u_spare, u
+        beta = norm(u)
+        u.div_(beta if beta > 0 else 1.0)
+        rmv(u, v_spare)
+        v_spare.add_(v, alpha=-beta)
+        v, v_spare = v_spare, v
+        alpha = norm(v)
+        v.div_(alpha if alpha > 0 else 1.0)
+
+        alphahat = math.hypot(alphabar, damp)
+        chat = div(alphabar, alphahat)
+        shat = div(damp, alphahat)
+        rhoold = rho
+        rho = math.hypot(alphahat, beta)
+        c, s = div(alphahat, rho), div(beta, rho)
+        thetanew = s * alpha
+        alphabar = c * alpha
+        rhobarold, zetaold = rhobar, zeta
+        thetabar = sbar * rho
+        rhotemp = cbar * rho
+        rhobar = math.hypot(cbar * rho, thetanew)
+        cbar = div(cbar * rho, rhobar)
+        sbar = div(thetanew, rhobar)
+        zeta = cbar * zetabar
+        zetabar = -sbar * zetabar
+
+        torch.add(h, hbar, alpha=-div(thetabar * rho, rhoold * rhobarold), out=hbar)
+        torch.add(x, hbar, alpha=div(zeta, rho * rhobar), out=x_next)
+        torch.add(v, h, alpha=-div(thetanew, rho), out=h)
+
+        betaacute = chat * betadd
+        betacheck = -shat * betadd
+        betahat = c * betaacute
+        betadd = -s * betaacute
+        thetatildeold = thetatilde
+        rhotildeold = math.hypot(rhodold, thetabar)
+        ctildeold = div(rhodold, rhotildeold)
+        stildeold = div(thetabar, rhotildeold)
+        thetatilde = stildeold * rhobar
+        rhodold = ctildeold * rhobar
+        betad = -stildeold * betad + ctildeold * betahat
+        tautildeold = div(zetaold - thetatildeold * tautildeold, rhotildeold)
+        taud = div(zeta - thetatilde * tautildeold, rhodold)
+        d = d + betacheck * betacheck
+        normr_new = math.sqrt(d + (betad - taud) * (betad - taud) + betadd * betadd)
+        normA2 = normA2 + beta * beta
+        normA = math.sqrt(normA2)
+        normA2 = normA2 + alpha * alpha
+        maxrbar = _max(maxrbar, rhobarold)
+        if iterations > 1:
+            minrbar = _min(minrbar, rhobarold)
+        condA = div(_max(maxrbar, rhotemp), _min(minrbar, rhotemp))
+
+        xnorm = norm(x_next)
+        update = math.isfinite(normr_new + xnorm)
+        if update:
+            x, x_next, normx = x_next, x, xnorm
+        else:
+            update = math.isfinite(normr_new) and bool(torch.isfinite(x_next).all())
+            if update:
+                x, x_next = x_next, x
+            normx = norm(x)
+        if update:
+            normr = normr_new
+            normar = abs(zetabar)
+        # SciPy's tests: 1 a consistent system, 2 a least-squares solution, 3 cond(A).
+        test1 = div(normr, normb)
+        test2 = div(normar, normA * normr if normA * normr > 0 else 1.0)
+        test3 = div(1.0, condA)
+        rtol1 = btol + div(atol * normA * normx, normb)
+        t1 = div(test1, 1 + div(normA * normx, normb))
+        stop_ok = (
+            test1 <= rtol1 or test2 <= atol or 1 + t1 <= 1 or 1 + test2 <= 1 or normA * normr == 0
+        )
+        stop_ill = test3 <= ctol or 1 + test3 <= 1
+        converged = converged or (update and stop_ok)
+        ill = ill or (update and not stop_ok and stop_ill)
+        active = update and not stop_ok and not stop_ill
+        if callback is not None:
+            callback(rhs.user(x.view(-1, 1).clone()))
+
+    def flag(value: bool) -> torch.Tensor:
+        return torch.tensor([value], device=X.device)
+
+    normA2_t = torch.tensor([normA2], dtype=X.dtype, device=X.device)
+    return x.view(-1, 1), iterations, normA2_t, flag(converged), flag(active), flag(ill)
 
 
 def _check_damp(fn: str, damp: object) -> float:
