@@ -96,6 +96,30 @@ def test_gradients_have_each_inputs_pattern_and_order(layout, index_dtype, batch
         torch.testing.assert_close(flat, scale * values_at(S, W))
 
 
+@pytest.mark.parametrize(("layout", "index_dtype"), LAYOUT_INDEX)
+@pytest.mark.parametrize("batch", BATCH_FORMS)
+def test_a_second_call_reuses_the_union(layout, index_dtype, batch, monkeypatch):
+    import tsgu.core.add as add
+
+    A, B = _pair(layout, index_dtype, batch)
+    values_A, rebuild_A = with_values(A)
+    values_B, rebuild_B = with_values(B)
+    first = tc.sparse_add(rebuild_A(values_A), rebuild_B(values_B), 1.0, -0.5)
+
+    def no_union(*args):
+        raise AssertionError("the second call found the union again")
+
+    monkeypatch.setattr(add, "_union", no_union)
+    again = tc.sparse_add(rebuild_A(values_A), rebuild_B(3 * values_B), 1.0, -0.5)
+    for ours, theirs in zip(_indices(again), _indices(first), strict=True):
+        assert ours.data_ptr() == theirs.data_ptr() and torch.equal(ours, theirs)
+    expected = A.to_dense() - 1.5 * B.to_dense()
+    torch.testing.assert_close(again.detach().to_dense(), expected)
+    W = torch.randn(A.shape, generator=generator(3), dtype=torch.float64)
+    weighted_sum(again, W).backward()
+    torch.testing.assert_close(values_A.grad.reshape(-1), values_at(A, W).reshape(-1))
+
+
 def test_same_indices_keep_the_pattern():
     A, _ = _pair(torch.sparse_csr, torch.int32, "unbatched")
     B = torch.sparse_csr_tensor(A.crow_indices(), A.col_indices(), 2 * A.values(), A.shape)

@@ -9,6 +9,7 @@ from torch.autograd import gradcheck, gradgradcheck
 
 import tsgu.core as tc
 import tsgu.core.matmul_sparse as matmul_sparse
+from tsgu.core._pattern_cache import clear_pattern_cache
 from tsgu.core.extend import values_of
 from tsgu.core.testing import (
     BATCH_FORMS,
@@ -50,13 +51,31 @@ def _flat_values(S):
     return S.values().reshape(-1) if S.layout != torch.sparse_coo else S._values()
 
 
-@pytest.fixture(params=[None, 7], ids=["one-chunk", "small-chunks"])
+@pytest.fixture(
+    params=[(None, None), (7, None), (7, 0)], ids=["one-chunk", "small-chunks", "table-walk"]
+)
 def chunks(request, monkeypatch):
-    # small chunks run the chunked walk over the triples with many chunks and tables
-    if request.param is not None:
-        monkeypatch.setattr(matmul_sparse, "_TRIPLES_PER_CHUNK", request.param)
+    # small chunks run the chunked walks with many chunks and tables; a padding allowance of
+    # 0 turns the padded walk off, so the table walk computes every product
+    size, waste = request.param
+    if size is not None:
+        monkeypatch.setattr(matmul_sparse, "_TRIPLES_PER_CHUNK", size)
         monkeypatch.setattr(matmul_sparse, "_TABLE_ENTRIES", 40)
-    return request.param
+    if waste is not None:
+        monkeypatch.setattr(matmul_sparse, "_PAD_WASTE", waste)
+    clear_pattern_cache()  # plans made under other settings are not reused
+    yield size
+    clear_pattern_cache()
+
+
+@pytest.fixture(params=[None, 0], ids=["padded-walk", "table-walk"])
+def walk(request, monkeypatch):
+    # the two walks over the triples, each in one chunk (chunking: the fixture above)
+    if request.param is not None:
+        monkeypatch.setattr(matmul_sparse, "_PAD_WASTE", request.param)
+    clear_pattern_cache()
+    yield request.param
+    clear_pattern_cache()
 
 
 @pytest.mark.parametrize("layout", [torch.sparse_coo, torch.sparse_csr])
@@ -107,7 +126,7 @@ def test_cancellation_keeps_the_structural_entry():
 
 @pytest.mark.parametrize(("layout", "index_dtype"), LAYOUT_INDEX)
 @pytest.mark.parametrize("batch", BATCH_FORMS)
-def test_gradcheck_and_gradgradcheck(layout, index_dtype, batch):
+def test_gradcheck_and_gradgradcheck(layout, index_dtype, batch, walk):
     A, B = _pair(layout, index_dtype, batch)
     values_A, rebuild_A = with_values(A)
     values_B, rebuild_B = with_values(B)
@@ -140,6 +159,31 @@ def test_gradients_at_each_inputs_pattern_agree_with_dense(
         for ours, theirs in zip(_indices(grad), _indices(S), strict=True):
             assert torch.equal(ours, theirs) and ours.dtype == theirs.dtype
         torch.testing.assert_close(_flat_values(grad), values_at(S, dense.grad), **tol(dtype))
+
+
+@pytest.mark.parametrize(("layout", "index_dtype"), LAYOUT_INDEX)
+@pytest.mark.parametrize("batch", BATCH_FORMS)
+def test_a_second_call_reuses_the_plan(layout, index_dtype, batch, walk, monkeypatch):
+    A, B = _pair(layout, index_dtype, batch)
+    values_A, rebuild_A = with_values(A)
+    values_B, rebuild_B = with_values(B)
+    first = tc.sparse_mm(rebuild_A(values_A), rebuild_B(values_B))
+
+    def no_symbolic_work(*args):
+        raise AssertionError("the second call found C's pattern again")
+
+    monkeypatch.setattr(matmul_sparse._Plan, "first_product", no_symbolic_work)
+    again = tc.sparse_mm(rebuild_A(values_A * 2), rebuild_B(values_B))
+    for ours, theirs in zip(_indices(again), _indices(first), strict=True):
+        # the very index memory: the next operation's pattern is cached too
+        assert ours.data_ptr() == theirs.data_ptr() and torch.equal(ours, theirs)
+    expected = 2 * (A.to_dense() @ B.to_dense())
+    torch.testing.assert_close(again.detach().to_dense(), expected)
+    W = torch.randn(first.shape, generator=generator(3), dtype=torch.float64)
+    weighted_sum(again, W).backward()
+    dense_A = A.to_dense().requires_grad_(True)
+    (((2 * dense_A) @ B.to_dense()) * W).sum().backward()
+    torch.testing.assert_close(values_A.grad.reshape(-1), values_at(A, dense_A.grad).reshape(-1))
 
 
 def test_csc_B_and_mixed_layouts():
@@ -209,7 +253,7 @@ def test_galerkin_product_differentiates_end_to_end():
     torch.testing.assert_close(loss, expected)
     loss.backward()
     expected.backward()
-    torch.testing.assert_close(values_A.grad, values_at(A, dense_A.grad))
+    torch.testing.assert_close(values_A.grad.reshape(-1), values_at(A, dense_A.grad).reshape(-1))
     torch.testing.assert_close(values_P.grad, values_at(P, dense.grad))
 
 

@@ -87,6 +87,23 @@ def test_gradient_has_the_inputs_pattern_and_order(layout, index_dtype, batch):
     torch.testing.assert_close(flat, values_at(A, dense.grad))
 
 
+@pytest.mark.parametrize(("layout", "index_dtype"), LAYOUT_INDEX)
+def test_a_second_call_reuses_the_order(layout, index_dtype, monkeypatch):
+    A = _matrix(layout, index_dtype, "unbatched")
+    values, rebuild = with_values(A)
+    first = tc.sparse_transpose(rebuild(values))
+
+    def no_sort(*args, **kwargs):
+        raise AssertionError("the second call sorted again")
+
+    monkeypatch.setattr(torch, "sort", no_sort)
+    again = tc.sparse_transpose(rebuild(2 * values))
+    ours = again._indices() if layout == torch.sparse_coo else again.col_indices()
+    theirs = first._indices() if layout == torch.sparse_coo else first.col_indices()
+    assert ours.data_ptr() == theirs.data_ptr()
+    torch.testing.assert_close(again.detach().to_dense(), 2 * A.to_dense().mT)
+
+
 def test_uncoalesced_coo_keeps_its_entries_and_order():
     indices = torch.tensor([[2, 0, 1, 0], [1, 2, 0, 2]])
     values = torch.tensor([1.0, 2.0, 3.0, 4.0], dtype=torch.float64, requires_grad=True)

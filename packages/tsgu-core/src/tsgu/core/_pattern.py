@@ -631,17 +631,20 @@ def attach_values(raw: torch.Tensor, values: torch.Tensor) -> torch.Tensor:
     return from_values(Pattern.of(raw), values)
 
 
-def transpose(A: torch.Tensor) -> torch.Tensor:
+def transpose(A: torch.Tensor, pattern: Pattern | None = None) -> torch.Tensor:
     """``A.mT`` in A's own layout (COO stays COO, CSR stays CSR), differentiable in O(nnz).
 
     COO swaps its index rows (no reordering) when A is uncoalesced; a coalesced COO A and a
     CSR A have their values reordered by a stable sort of the column indices, so the result
-    is coalesced (row-major) too; CSR keeps A's index dtype.
+    is coalesced (row-major) too; CSR keeps A's index dtype. ``pattern`` (A's, e.g. a cached
+    one that remembers its sort) is made here when not given.
     """
-    values = values_of(A)
+    if pattern is None:
+        pattern = Pattern.of(A)
+    values = values_of(A, pattern)
     shape = (*A.shape[:-2], A.shape[-1], A.shape[-2])
     if A.layout == COO and A.is_coalesced():
-        (indices,), perm = Pattern.of(A).transposed_indices
+        (indices,), perm = pattern.transposed_indices
         values = values.index_select(0, perm)
         raw = torch.sparse_coo_tensor(indices, values.detach(), shape, is_coalesced=True)
         return attach_values(raw, values)
@@ -655,7 +658,7 @@ def transpose(A: torch.Tensor) -> torch.Tensor:
             f"transpose: A must be a sparse COO or CSR tensor, got layout {A.layout}; "
             "convert with A.to_sparse_csr()"
         )
-    (crow, col), perm = Pattern.of(A).transposed_indices
+    (crow, col), perm = pattern.transposed_indices
     values = values.index_select(0, perm).reshape(col.shape)
     raw = torch.sparse_csr_tensor(crow, col, values.detach(), shape, check_invariants=False)
     return attach_values(raw, values)

@@ -25,13 +25,20 @@ the same indices, at two levels:
   (least recently used dropped first), so at most that many patterns stay alive.
 
 Nothing is stored on the tensor itself (an attribute would travel through ``torch.save``).
+
+What an operation derives from one or more patterns (the symbolic product of two patterns,
+the union of two) is kept by :func:`cached_derived`, keyed by those very pattern objects: a
+loop whose operands' patterns come back from :func:`cached_pattern` does no symbolic work
+after its first call. At most :data:`_MAX_DERIVED` results (least recently used dropped first).
 """
 
 from __future__ import annotations
 
 import weakref
 from collections import OrderedDict
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import TypeVar
 
 import torch
 
@@ -39,10 +46,13 @@ from ._pattern import Pattern
 from ._structure import _dropper, _index_tensors
 from .validation import COO
 
-__all__ = ["cached_pattern", "clear_pattern_cache", "forget_pattern"]
+__all__ = ["cached_derived", "cached_pattern", "clear_pattern_cache", "forget_pattern"]
+
+_T = TypeVar("_T")
 
 _MAX_SHARED = 4  # patterns kept for new tensors on known index memory
 _MAX_OBJECTS = 64  # tensor objects remembered (each entry also dies with its tensor)
+_MAX_DERIVED = 8  # results derived from patterns (symbolic products, unions) kept
 
 
 @dataclass(frozen=True)
@@ -54,6 +64,8 @@ class _Entry:
 
 
 _BY_OBJECT: dict[int, tuple[weakref.ref[torch.Tensor], _Entry]] = {}
+# (kind, id of each pattern) -> (the patterns, held so that their ids stay theirs, result)
+_DERIVED: OrderedDict[tuple[object, ...], tuple[tuple[Pattern, ...], object]] = OrderedDict()
 _BY_CONTENT: OrderedDict[tuple[object, ...], tuple[tuple[torch.Tensor, ...], Pattern]] = (
     OrderedDict()
 )
@@ -124,6 +136,25 @@ def cached_pattern(A: torch.Tensor) -> Pattern:
     return pattern
 
 
+def cached_derived(kind: str, patterns: tuple[Pattern, ...], make: Callable[[], _T]) -> _T:
+    """``make()``, or what it returned for the same ``kind`` and the very same pattern objects.
+
+    The entry holds the patterns, so their ids cannot be reused while it lives; patterns made
+    afresh (not by :func:`cached_pattern`) never hit. ``make`` must depend on nothing else
+    than the patterns (values, dtypes of values and grad modes are not part of the key).
+    """
+    key = (kind, *(id(p) for p in patterns))
+    entry = _DERIVED.get(key)
+    if entry is not None and all(a is b for a, b in zip(entry[0], patterns, strict=True)):
+        _DERIVED.move_to_end(key)
+        return entry[1]  # type: ignore[return-value]  # stored by this function for kind
+    result = make()
+    _DERIVED[key] = (patterns, result)
+    while len(_DERIVED) > _MAX_DERIVED:
+        _DERIVED.popitem(last=False)
+    return result
+
+
 def forget_pattern(A: torch.Tensor) -> None:
     """Drop the pattern cached for the tensor object ``A`` (content entries are compared anyway)."""
     entry = _BY_OBJECT.get(id(A))
@@ -135,3 +166,4 @@ def clear_pattern_cache() -> None:
     """Forget every cached pattern (their sorted orders are computed again when needed)."""
     _BY_OBJECT.clear()
     _BY_CONTENT.clear()
+    _DERIVED.clear()

@@ -7,7 +7,8 @@ import numbers
 import torch
 
 from ._assemble import assemble, build
-from ._pattern import Pattern, attach_values, from_values, values_of
+from ._pattern import Pattern, from_values, values_of
+from ._pattern_cache import cached_derived, cached_pattern
 from .validation import (
     COO,
     CSR,
@@ -169,17 +170,34 @@ def sparse_add(
     a = _check_scale("alpha", alpha)
     b = _check_scale("beta", beta)
 
-    pattern_A, pattern_B = Pattern.of(A), Pattern.of(B)
+    # kept between calls: the union is found once per pair of patterns
+    pattern_A, pattern_B = cached_pattern(A), cached_pattern(B)
     values_A = _scaled(values_of(A, pattern_A), a)
     values_B = _scaled(values_of(B, pattern_B), b)
     if pattern_A.same_structure(B):
         return from_values(pattern_A, values_A + values_B)
-    union, inverse = _union(pattern_A.linear_index(), pattern_B.linear_index())
-    index_dtype = torch.int64 if A.layout == COO else A.crow_indices().dtype
-    shape = tuple(A.shape)
-    index_tensors, slot, nnz = assemble(union, shape, A.layout, index_dtype)
-    where = inverse if slot is None else slot.index_select(0, inverse)
+    union = cached_derived(
+        "sparse_add", (pattern_A, pattern_B), lambda: _Union(pattern_A, pattern_B)
+    )
     both = torch.cat([values_A, values_B])
-    values = both.new_zeros(nnz).index_add(0, where, both)
-    raw = build(index_tensors, values.detach(), shape, A.layout)
-    return attach_values(raw, values)
+    values = both.new_zeros(union.nnz).index_add(0, union.where, both)
+    raw = build(union.index_tensors, values.detach(), union.shape, union.layout)
+    if not values.requires_grad:
+        return raw
+    if union.pattern is None:
+        union.pattern = Pattern.of(raw)
+    return from_values(union.pattern, values)
+
+
+class _Union:
+    """The union of two patterns: its index tensors, and where each input value goes."""
+
+    def __init__(self, pattern_A: Pattern, pattern_B: Pattern) -> None:
+        union, inverse = _union(pattern_A.linear_index(), pattern_B.linear_index())
+        layout = pattern_A.layout
+        assert layout is not None  # patterns made by Pattern.of
+        index_dtype = torch.int64 if layout == COO else pattern_A.index_tensors[0].dtype
+        self.shape, self.layout = pattern_A.shape, layout
+        self.index_tensors, slot, self.nnz = assemble(union, self.shape, layout, index_dtype)
+        self.where = inverse if slot is None else slot.index_select(0, inverse)
+        self.pattern: Pattern | None = None  # made from the first result that needs it

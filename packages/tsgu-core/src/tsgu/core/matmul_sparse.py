@@ -9,15 +9,23 @@ Every value of C and of both sparse gradients is a sum over one set of *triples*
 * ``grad B``:   ``y[b] = Σ x[a] z[c]``   ((Aᵀ V) ⊙ mask(B))
 
 and each of the three bilinear maps has the other two as its derivatives, so one operation
-(:class:`_Bilinear`) gives every derivative to any order. The first product of a pattern
-is torch's own sparse COO @ COO kernel, which also yields C's pattern, sorted; the others
-walk the triples in chunks of rows, bounded in memory (about ``_TRIPLES_PER_CHUNK`` triples
-and a lookup table of at most ``_TABLE_ENTRIES`` entries at a time, one buffer reused): the
-triples are never all held at once, nor is anything of size n x p.
+(:class:`_Bilinear`) gives every derivative to any order. The symbolic work (C's pattern, the
+chunks, the map from triples to C's entries) is a :class:`_Plan`, kept per pair of patterns
+(:func:`cached_derived`), so a training loop's later calls do none of it. C's values come
+from torch's sparse COO @ COO kernel (the first call also takes C's pattern from it, sorted);
+the gradients walk the triples. Where padding every row of B to the longest one at most
+doubles the triples, the walk runs over ``(entries of A) x width`` blocks with C's entry
+stored as a 1-4 byte rank in its row (:attr:`_Plan.ranks`): no per-triple index arithmetic
+for A, a row sum for A's gradient. Otherwise it walks the triples in chunks of rows, looking
+C's entries up in a table (about ``_TRIPLES_PER_CHUNK`` triples and at most
+``_TABLE_ENTRIES`` table entries at a time, one buffer reused). Nothing of size n x p is
+formed, and the triples are never all held at once.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from dataclasses import dataclass
 from functools import cached_property
 from typing import Any
 
@@ -29,10 +37,11 @@ from ._pattern import (
     Pattern,
     _compress,
     _expand,
-    attach_values,
+    from_values,
     index_dtype_for,
     values_of,
 )
+from ._pattern_cache import cached_derived, cached_pattern
 from .validation import (
     COO,
     CSC,
@@ -45,6 +54,7 @@ __all__ = ["sparse_sparse_mm"]
 
 _TRIPLES_PER_CHUNK = 2**20
 _TABLE_ENTRIES = 2**23
+_PAD_WASTE = 2  # the padded walk runs when padding at most doubles the triples
 _A, _B, _C = 0, 1, 2
 _FN = "sparse_mm"
 
@@ -61,6 +71,29 @@ def _check(A: object, B: object) -> tuple[torch.Tensor, torch.Tensor]:
     return A, B
 
 
+@dataclass
+class _Output:
+    """C's storage: its index tensors, where its values go (``slot``), and its pattern."""
+
+    index_tensors: tuple[torch.Tensor, ...]
+    slot: torch.Tensor | None
+    nnz: int
+    shape: tuple[int, ...]
+    layout: torch.layout
+    pattern: Pattern | None = None  # made from the first C that needs it
+
+    def attach(self, values: torch.Tensor) -> torch.Tensor:
+        """C holding ``values`` (at the slots), wired to them for autograd."""
+        if self.slot is not None:
+            values = values.new_zeros(self.nnz).index_add(0, self.slot, values)
+        raw = build(self.index_tensors, values.detach(), self.shape, self.layout)
+        if not values.requires_grad:
+            return raw
+        if self.pattern is None:
+            self.pattern = Pattern.of(raw)
+        return from_values(self.pattern, values)
+
+
 class _Plan:
     """The three patterns (folded, row-major) and how to walk their triples in chunks."""
 
@@ -71,19 +104,19 @@ class _Plan:
         self.crow_A, self.col_A = crow_A.to(torch.int64), col_A.to(torch.int64)
         self.crow_B, self.col_B = crow_B.to(torch.int64), col_B.to(torch.int64)
         self.nrows, self.ncols = pattern_A.nrows, pattern_B.ncols
-        # set by symbolic(): C's pattern, row-major with sorted columns
+        # set by the first product: C's pattern, row-major with sorted columns
         self.crow_C = self.col_C = torch.empty(0, dtype=torch.int64)
+        self.symbolic_done = False
 
     @property
     def sizes(self) -> tuple[int, int, int]:
         return self.patterns[0].nnz, self.patterns[1].nnz, self.col_C.numel()
 
-    def first_product(self, values_A: torch.Tensor, values_B: torch.Tensor) -> torch.Tensor:
-        """C's pattern (kept) and values, by torch's sparse COO @ COO kernel.
+    def torch_product(self, values_A: torch.Tensor, values_B: torch.Tensor) -> torch.Tensor:
+        """``A @ B`` by torch's sparse COO @ COO kernel: coalesced, structural zeros kept.
 
-        Its result is coalesced: rows and, within each, columns sorted, structural zeros
-        kept (measured on the 27-point 50³ A @ A: 1.8 s against 2.4 s for CSR @ CSR,
-        whose columns then still need a 2 s sort).
+        Measured on the 27-point 50³ A @ A, one thread: 0.6 s, against 1.1 s for the
+        padded walk and 0.55 s for CSR @ CSR, whose columns then still need sorting.
         """
         factors = []
         for pattern, values in zip(self.patterns, (values_A, values_B), strict=True):
@@ -98,14 +131,62 @@ class _Plan:
         del factors
         if not C.is_coalesced():  # pragma: no cover - torch's kernel returns coalesced
             C = C.coalesce()
+        return C
+
+    def first_product(self, values_A: torch.Tensor, values_B: torch.Tensor) -> torch.Tensor:
+        """C's pattern (kept) and values, by :meth:`torch_product` (measured on the 27-point
+        50³ A @ A: 1.8 s against 2.4 s for CSR @ CSR and its column sort)."""
+        C = self.torch_product(values_A, values_B)
         indices, values = C._indices(), C._values()
         # C's columns in int32 where they fit (half the memory the backward keeps); its
         # rows are expanded per chunk, never kept whole
         self.crow_C = _compress(indices[0], self.nrows, torch.int64)
         narrow = self.ncols <= INT32_MAX
         self.col_C = indices[1].to(torch.int32) if narrow else indices[1].clone()
+        self.symbolic_done = True
         del indices, C
         return values
+
+    def product(self, values_A: torch.Tensor, values_B: torch.Tensor) -> torch.Tensor:
+        """C's values (sorted row-major): the first call also finds C's pattern."""
+        if not self.symbolic_done:
+            return self.first_product(values_A, values_B)
+        C = self.torch_product(values_A, values_B)
+        if C._nnz() == self.col_C.numel():  # the pattern it was first found with
+            return C._values()
+        x, y = self.to_row_major(_A, values_A), self.to_row_major(_B, values_B)
+        (out,) = self.walk([(_C, _A, x, _B, y)])  # pragma: no cover - torch keeps its pattern
+        return out
+
+    @cached_property
+    def output(self) -> _Output:
+        """How C is stored: index tensors (made once, shared by every call), slots, pattern."""
+        assert self.symbolic_done
+        pattern_A, pattern_B = self.patterns
+        layout, batched = pattern_A.layout, len(pattern_A.shape) == 3
+        assert layout is not None  # a pattern made by Pattern.of
+        n, p = pattern_A.shape[-2], pattern_B.shape[-1]
+        shape = (*pattern_A.shape[:-1], p)
+        index_dtype = pattern_A.index_tensors[0].dtype if layout == CSR else torch.int64
+        slot, nnz = None, self.col_C.numel()
+        if not batched and layout == CSR:
+            dtype = index_dtype_for(nnz, n, p, preferred=index_dtype)
+            index_tensors: tuple[torch.Tensor, ...] = (
+                self.crow_C.to(dtype),
+                self.col_C.to(dtype),
+            )
+        else:
+            rows = self.rows_C(0, self.nrows, 0, nnz)
+            cols = self.col_C.to(torch.int64)
+            if not batched:
+                index_tensors = (torch.stack([rows, cols]),)
+            else:
+                # linear position batch*n*p + i*p + j of every entry, from folded coordinates
+                keys = rows * p + (cols - torch.div(rows, n, rounding_mode="floor") * p)
+                del rows, cols
+                index_tensors, slot, nnz = assemble(keys, shape, layout, index_dtype)
+                del keys
+        return _Output(index_tensors, slot, nnz, shape, layout)
 
     def to_row_major(self, role: int, values: torch.Tensor) -> torch.Tensor:
         perm = (self.perm_A, self.perm_B, None)[role]
@@ -169,16 +250,14 @@ class _Plan:
                 r0 = r1
         return first, out
 
-    def walk(
-        self, jobs: list[tuple[int, int, torch.Tensor, int, torch.Tensor]]
-    ) -> list[torch.Tensor]:
-        """For each job ``(out_role, role1, x1, role2, x2)`` (row-major vectors), the vector
-        at out_role's entries of ``Σ x1[role1] * x2[role2]`` over all triples."""
-        sizes = self.sizes
-        x = jobs[0][2]
-        outs = [x.new_zeros(sizes[job[0]]) for job in jobs]
+    def triples(self) -> Iterator[tuple[torch.Tensor, torch.Tensor, torch.Tensor]]:
+        """The triples ``(a, b, c)`` (row-major entries of A, B, C), a chunk of rows at a time.
+
+        C's entry of each triple is looked up in a table over the chunk's rows and column
+        range, one buffer reused for every chunk.
+        """
         first, chunks = self.chunks
-        device = x.device
+        device = self.col_A.device
         # no chunk reads a table slot it did not write: a reused buffer needs no clearing
         buffer = torch.empty(0, dtype=self.table_dtype, device=device)
         for r0, r1 in chunks:
@@ -195,7 +274,6 @@ class _Plan:
             )
             b = torch.arange(t0, t0 + count, device=device) - first.index_select(0, a)
             b += self.crow_B.index_select(0, self.col_A.index_select(0, a))
-            # C entry of each triple: a table over the chunk's rows and column range
             c0, c1 = int(self.crow_C[r0]), int(self.crow_C[r1])
             cols = self.col_C[c0:c1]
             lo = int(cols.min())
@@ -209,13 +287,147 @@ class _Plan:
             table.index_copy_(0, (self.rows_C(r0, r1, c0, c1) - r0) * width + (cols - lo), slots)
             where = (self.rows_A.index_select(0, a) - r0) * width
             where += self.col_B.index_select(0, b) - lo
-            c = table.index_select(0, where)
+            c = table.index_select(0, where).to(torch.int64)
             del table, where, slots
-            index = (a, b, c)
+            yield a, b, c
+
+    @cached_property
+    def width(self) -> int:
+        """The longest row of B that an entry of A reaches (the padded walk's row width)."""
+        lengths = (self.crow_B[1:] - self.crow_B[:-1]).index_select(0, self.col_A)
+        return int(lengths.max()) if lengths.numel() else 0
+
+    @cached_property
+    def ranks(self) -> torch.Tensor | None:
+        """C's entry of every triple, as its rank in its row of C, padded to ``width`` per
+        entry of A (``None`` when padding would more than double the triples).
+
+        Entry ``a * width + r`` is for A's entry ``a`` and the ``r``-th entry of B's row
+        ``col_A[a]``; the smallest integer dtype that holds C's longest row (uint8 for a
+        27-point stencil squared), so the map costs one to four bytes per triple. Made once
+        per plan by one table walk; every later walk reads it instead of a table.
+        """
+        first, chunks = self.chunks
+        total, width, n_A = int(first[-1]), self.width, self.col_A.numel()
+        if total == 0 or n_A * width > _PAD_WASTE * total:
+            return None
+        longest = int((self.crow_C[1:] - self.crow_C[:-1]).max())
+        dtype = torch.uint8 if longest <= 256 else torch.int16 if longest <= 2**15 else torch.int32
+        device = self.col_A.device
+        ranks = torch.zeros(n_A * width, dtype=dtype, device=device)
+        offsets = torch.arange(width, device=device)
+        lengths = self.crow_B[1:] - self.crow_B[:-1]
+        last_B = self.col_B.numel() - 1
+        buffer = torch.empty(0, dtype=dtype, device=device)
+        # a loop over memory-bounded chunks of rows: a table of the chunk's rows of C (rank
+        # of each entry in its row, at row x column), read at every padded triple
+        for r0, r1 in chunks:
+            e0, e1 = int(self.crow_A[r0]), int(self.crow_A[r1])
+            c0, c1 = int(self.crow_C[r0]), int(self.crow_C[r1])
+            if e0 == e1 or c0 == c1:
+                continue
+            cols = self.col_C[c0:c1].to(torch.int64)
+            lo = int(cols.min())
+            span = int(cols.max()) - lo + 1
+            need = (r1 - r0) * span
+            if buffer.numel() < need:
+                buffer = torch.empty(need, dtype=dtype, device=device)
+            table = buffer[:need]
+            rows = self.rows_C(r0, r1, c0, c1)
+            rank = torch.arange(c0, c1, device=device) - self.crow_C.index_select(0, rows)
+            table.index_copy_(0, (rows - r0) * span + (cols - lo), rank.to(dtype))
+            k = self.col_A[e0:e1]
+            b = (self.crow_B.index_select(0, k)[:, None] + offsets).clamp_(max=last_B)
+            where = (self.rows_A[e0:e1, None] - r0) * span + (
+                self.col_B.index_select(0, b.view(-1)).view(b.shape) - lo
+            )
+            valid = offsets < lengths.index_select(0, k)[:, None]
+            where = torch.where(valid, where, 0)  # padding reads slot 0 and is zeroed below
+            found = table.index_select(0, where.view(-1)).view(where.shape)
+            ranks[e0 * width : e1 * width] = torch.where(valid, found, 0).view(-1)
+        return ranks
+
+    def walk(
+        self, jobs: list[tuple[int, int, torch.Tensor, int, torch.Tensor]]
+    ) -> list[torch.Tensor]:
+        """For each job ``(out_role, role1, x1, role2, x2)`` (row-major vectors), the vector
+        at out_role's entries of ``Σ x1[role1] * x2[role2]`` over all triples."""
+        if self.ranks is not None:
+            return self._walk_padded(jobs, self.ranks)
+        sizes = self.sizes
+        outs = [jobs[0][2].new_zeros(sizes[job[0]]) for job in jobs]
+        for index in self.triples():
             for out, (role, role1, x1, role2, x2) in zip(outs, jobs, strict=True):
                 product = x1.index_select(0, index[role1]) * x2.index_select(0, index[role2])
                 out.index_add_(0, index[role], product)
         return outs
+
+    def _walk_padded(
+        self, jobs: list[tuple[int, int, torch.Tensor, int, torch.Tensor]], ranks: torch.Tensor
+    ) -> list[torch.Tensor]:
+        """:meth:`walk` over the entries of A, each with ``width`` triples (B's row padded).
+
+        A's entry of a triple is the row of a ``(entries, width)`` block: A's values enter
+        by broadcasting and A's output is a row sum, with no index at all; B's entries are
+        ``start + r``; C's are ``crow_C[row] + rank``. Padding triples point at an extra zero
+        slot of B's vectors (every job has B's role as its output or as a factor), so they
+        add nothing.
+        """
+        n_A, n_B, n_C = self.sizes
+        width = self.width
+        padded = n_A * width != int(self.chunks[0][-1])
+        device = jobs[0][2].device
+        sizes = (n_A, n_B + 1, n_C)  # B's output has the padding slot too
+        outs = [jobs[0][2].new_zeros(sizes[job[0]]) for job in jobs]
+        if padded:  # a zero at slot n_B of B's vectors
+            jobs = [
+                (
+                    role,
+                    role1,
+                    _pad(x1) if role1 == _B else x1,
+                    role2,
+                    _pad(x2) if role2 == _B else x2,
+                )
+                for role, role1, x1, role2, x2 in jobs
+            ]
+        offsets = torch.arange(width, device=device)
+        lengths = self.crow_B[1:] - self.crow_B[:-1]
+        step = max(1, _TRIPLES_PER_CHUNK // max(width, 1))
+        # a loop over memory-bounded chunks of A's entries, not over rows or entries
+        for e0 in range(0, n_A, step):
+            e1 = min(n_A, e0 + step)
+            k = self.col_A[e0:e1]
+            b = self.crow_B.index_select(0, k)[:, None] + offsets
+            if padded:
+                b = torch.where(offsets < lengths.index_select(0, k)[:, None], b, n_B)
+            c = self.crow_C.index_select(0, self.rows_A[e0:e1])[:, None]
+            c = c + ranks[e0 * width : e1 * width].view(-1, width)
+            if padded:
+                c.clamp_(max=n_C - 1)  # a padding triple's rank points past a short row
+            flat_b, flat_c = b.view(-1), c.view(-1)
+            index = (flat_b, flat_b, flat_c)  # A's role is never indexed
+            for out, (role, role1, x1, role2, x2) in zip(outs, jobs, strict=True):
+                f1 = (
+                    x1[e0:e1, None]
+                    if role1 == _A
+                    else x1.index_select(0, index[role1]).view(-1, width)
+                )
+                f2 = (
+                    x2[e0:e1, None]
+                    if role2 == _A
+                    else x2.index_select(0, index[role2]).view(-1, width)
+                )
+                product = f1 * f2
+                if role == _A:
+                    torch.sum(product, 1, out=out[e0:e1])
+                else:
+                    out.index_add_(0, index[role], product.view(-1))
+        return [out[:n_B] if job[0] == _B else out for out, job in zip(outs, jobs, strict=True)]
+
+
+def _pad(x: torch.Tensor) -> torch.Tensor:
+    """``x`` with one zero appended."""
+    return torch.cat([x, x.new_zeros(1)])
 
 
 class _Bilinear(torch.autograd.Function):
@@ -260,7 +472,7 @@ class _Product(torch.autograd.Function):
 
     @staticmethod
     def forward(plan: _Plan, values_A: torch.Tensor, values_B: torch.Tensor) -> torch.Tensor:
-        return plan.first_product(values_A, values_B)
+        return plan.product(values_A, values_B)
 
     @staticmethod
     def setup_context(ctx: Any, inputs: tuple[Any, ...], output: torch.Tensor) -> None:
@@ -293,29 +505,9 @@ class _Product(torch.autograd.Function):
 def sparse_sparse_mm(A: torch.Tensor, B: torch.Tensor) -> torch.Tensor:
     """``A @ B`` for sparse A (COO, CSR) and sparse B (COO, CSR, CSC); see :func:`sparse_mm`."""
     A, B = _check(A, B)
-    pattern_A, pattern_B = Pattern.of(A), Pattern.of(B)
-    plan = _Plan(pattern_A, pattern_B)
+    # kept between calls: the second call with the same patterns does no symbolic work
+    pattern_A, pattern_B = cached_pattern(A), cached_pattern(B)
+    plan = cached_derived("sparse_mm", (pattern_A, pattern_B), lambda: _Plan(pattern_A, pattern_B))
     values_A, values_B = values_of(A, pattern_A), values_of(B, pattern_B)
     values: torch.Tensor = _Product.apply(plan, values_A, values_B)
-    n, p = A.shape[-2], B.shape[-1]
-    shape = (*A.shape[:-1], p)
-    index_dtype = A.crow_indices().dtype if A.layout == CSR else torch.int64
-    slot = None
-    if A.dim() == 2 and A.layout == CSR:
-        dtype = index_dtype_for(plan.col_C.numel(), n, p, preferred=index_dtype)
-        index_tensors: tuple[torch.Tensor, ...] = (plan.crow_C.to(dtype), plan.col_C.to(dtype))
-    else:
-        rows = plan.rows_C(0, plan.nrows, 0, plan.col_C.numel())
-        cols = plan.col_C.to(torch.int64)
-        if A.dim() == 2:
-            index_tensors = (torch.stack([rows, cols]),)
-        else:
-            # linear position batch*n*p + i*p + j of every entry, from folded coordinates
-            keys = rows * p + (cols - torch.div(rows, n, rounding_mode="floor") * p)
-            del rows, cols
-            index_tensors, slot, nnz = assemble(keys, shape, A.layout, index_dtype)
-            del keys
-    if slot is not None:
-        values = values.new_zeros(nnz).index_add(0, slot, values)
-    raw = build(index_tensors, values.detach(), shape, A.layout)
-    return attach_values(raw, values)
+    return plan.output.attach(values)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import torch
 
 from ._pattern import transpose
+from ._pattern_cache import cached_pattern
 from .validation import COO, CSR, check_sparse
 
 __all__ = ["sparse_transpose"]
@@ -38,7 +39,8 @@ def sparse_transpose(A: torch.Tensor) -> torch.Tensor:
     :math:`\bar A_{ij} = \bar C_{ji}` for :math:`(i, j) \in \mathrm{nz}(A)`: the gradient
     is a sparse tensor with A's layout, indices and value order (a permutation of the
     incoming gradient's values), O(nnz) time and memory, differentiable to any order. The
-    reordering is one stable sort of the column indices, made once per pattern.
+    reordering is one stable sort of the column indices, made once per pattern and kept
+    between calls (a training loop's later calls reuse it, and the result's index tensors).
     torch's own ``A.mT`` of a CSR tensor is a CSC tensor, which most of torch's sparse
     kernels (and its autograd) do not take.
 
@@ -56,4 +58,5 @@ def sparse_transpose(A: torch.Tensor) -> torch.Tensor:
     tensor([ 1.,  1., 10.])
     """
     A = check_sparse("sparse_transpose", "A", A, layouts=(COO, CSR), dims=(2, 3))
-    return transpose(A)
+    # kept between calls: the sort that orders the transpose is made once per pattern
+    return transpose(A, cached_pattern(A))
