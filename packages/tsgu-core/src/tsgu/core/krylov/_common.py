@@ -363,9 +363,18 @@ def resolve_rtol(fn: str, rtol: float | None, tol: float | None) -> float:
     return check_tolerance(fn, "rtol", DEFAULT_RTOL if rtol is None else rtol)
 
 
+def all_finite(t: torch.Tensor) -> bool:
+    """Every entry of ``t`` finite, by a sum where it can: a NaN or Inf anywhere makes the
+    sum non-finite, so a finite sum settles it in one read and no n-long boolean
+    temporary; only a non-finite sum (an Inf or NaN, or an overflow) looks entry by entry."""
+    if t.is_floating_point() and math.isfinite(float(t.sum())):
+        return True
+    return bool(torch.isfinite(t).all())
+
+
 def check_finite(fn: str, name: str, t: torch.Tensor, what: str = "entry") -> None:
     """Every entry of ``t`` finite: a NaN or Inf in a system leaves nothing to solve."""
-    if t.numel() == 0 or bool(torch.isfinite(t).all()):
+    if t.numel() == 0 or all_finite(t):
         return
     k = int(torch.nonzero(~torch.isfinite(t.reshape(-1)))[0, 0])
     raise ValueError(
@@ -539,7 +548,10 @@ def verdict(
     R = true_residual(op, rhs, X) if known is None else known
     norms = rhs.norms(R)
     measured = norms if measure is None else measure(R)
-    converged = torch.isfinite(X).all(dim=-2) & (measured <= threshold)
+    finite = torch.isfinite(X.sum(dim=-2))  # a finite sum: every entry finite
+    if not bool(finite.all()):  # an Inf or NaN, or an overflow: look entry by entry
+        finite = torch.isfinite(X).all(dim=-2)
+    converged = finite & (measured <= threshold)
     if bool((solver_converged & ~converged).any()):
         reason = (
             "breakdown: the recurrence reached the tolerance but the true residual "
