@@ -158,17 +158,23 @@ class LinearOperator:
         The single-column fast paths call it once per iteration, so it skips the block
         reshapes of :meth:`matvec` (a few microseconds a product at small n).
         """
-        if self._callable is not None or len(self.shape) != 2:
+        A = self.single_matrix(transposed)
+        if A is None:
             return None
-        if self._pattern is not None:
-            A = self._kernel_matrix(self._pattern.t if transposed else self._pattern)
-        else:
-            A = self._dense.mT if transposed else self._dense
 
         def mv(x: torch.Tensor, out: torch.Tensor) -> torch.Tensor:
             return torch.mv(A, x, out=out)
 
         return mv
+
+    def single_matrix(self, transposed: bool = False) -> torch.Tensor | None:
+        """The matrix torch's kernels multiply with (``Aᵀ`` if ``transposed``): the CSR
+        kernel form of a sparse A or the dense A itself; None for a callable or a batch."""
+        if self._callable is not None or len(self.shape) != 2:
+            return None
+        if self._pattern is not None:
+            return self._kernel_matrix(self._pattern.t if transposed else self._pattern)
+        return self._dense.mT if transposed else self._dense
 
     def matvec(self, X: torch.Tensor, out: torch.Tensor | None = None) -> torch.Tensor:
         """``A @ X`` for a canonical block X; ``out``, a buffer the result may be written to
