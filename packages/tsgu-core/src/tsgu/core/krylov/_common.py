@@ -158,17 +158,23 @@ class LinearOperator:
         The single-column fast paths call it once per iteration, so it skips the block
         reshapes of :meth:`matvec` (a few microseconds a product at small n).
         """
-        if self._callable is not None or len(self.shape) != 2:
+        A = self.single_matrix(transposed)
+        if A is None:
             return None
-        if self._pattern is not None:
-            A = self._kernel_matrix(self._pattern.t if transposed else self._pattern)
-        else:
-            A = self._dense.mT if transposed else self._dense
 
         def mv(x: torch.Tensor, out: torch.Tensor) -> torch.Tensor:
             return torch.mv(A, x, out=out)
 
         return mv
+
+    def single_matrix(self, transposed: bool = False) -> torch.Tensor | None:
+        """The matrix torch's kernels multiply with (``Aᵀ`` if ``transposed``): the CSR
+        kernel form of a sparse A or the dense A itself; None for a callable or a batch."""
+        if self._callable is not None or len(self.shape) != 2:
+            return None
+        if self._pattern is not None:
+            return self._kernel_matrix(self._pattern.t if transposed else self._pattern)
+        return self._dense.mT if transposed else self._dense
 
     def matvec(self, X: torch.Tensor, out: torch.Tensor | None = None) -> torch.Tensor:
         """``A @ X`` for a canonical block X; ``out``, a buffer the result may be written to
@@ -363,9 +369,18 @@ def resolve_rtol(fn: str, rtol: float | None, tol: float | None) -> float:
     return check_tolerance(fn, "rtol", DEFAULT_RTOL if rtol is None else rtol)
 
 
+def all_finite(t: torch.Tensor) -> bool:
+    """Every entry of ``t`` finite, by a sum where it can: a NaN or Inf anywhere makes the
+    sum non-finite, so a finite sum settles it in one read and no n-long boolean
+    temporary; only a non-finite sum (an Inf or NaN, or an overflow) looks entry by entry."""
+    if t.is_floating_point() and math.isfinite(float(t.sum())):
+        return True
+    return bool(torch.isfinite(t).all())
+
+
 def check_finite(fn: str, name: str, t: torch.Tensor, what: str = "entry") -> None:
     """Every entry of ``t`` finite: a NaN or Inf in a system leaves nothing to solve."""
-    if t.numel() == 0 or bool(torch.isfinite(t).all()):
+    if t.numel() == 0 or all_finite(t):
         return
     k = int(torch.nonzero(~torch.isfinite(t.reshape(-1)))[0, 0])
     raise ValueError(
@@ -539,7 +554,10 @@ def verdict(
     R = true_residual(op, rhs, X) if known is None else known
     norms = rhs.norms(R)
     measured = norms if measure is None else measure(R)
-    converged = torch.isfinite(X).all(dim=-2) & (measured <= threshold)
+    finite = torch.isfinite(X.sum(dim=-2))  # a finite sum: every entry finite
+    if not bool(finite.all()):  # an Inf or NaN, or an overflow: look entry by entry
+        finite = torch.isfinite(X).all(dim=-2)
+    converged = finite & (measured <= threshold)
     if bool((solver_converged & ~converged).any()):
         reason = (
             "breakdown: the recurrence reached the tolerance but the true residual "

@@ -109,10 +109,10 @@ def minres(
         threshold = torch.clamp(s.rtol * torch.sqrt(dot(B, precond(B))), min=atol)
         phibar = beta1.clone()
         active = phibar > threshold
-        mv = op.vector_product()
-        if mv is not None and single_column(X, Y, R1) and bool(active):
+        K = op.single_matrix()
+        if K is not None and single_column(X, Y, R1) and bool(active):
             X, phibar, iterations, reason = _minres_column(
-                X, R1, Y, float(beta1), float(threshold), mv, M is None, maxiter, s, callback
+                X, R1, Y, float(beta1), float(threshold), K, M is None, maxiter, s, callback
             )
         else:
             X, phibar, iterations, reason = _minres_block(
@@ -224,15 +224,19 @@ def _minres_column(
     Y: torch.Tensor,
     beta: float,
     threshold: float,
-    mv: Callable[[torch.Tensor, torch.Tensor], torch.Tensor],
+    K: torch.Tensor,
     identity: bool,
     maxiter: int,
     s: Start,
     callback: Callable[[torch.Tensor], Any] | None,
 ) -> tuple[torch.Tensor, torch.Tensor, int, str]:
     """The iterations of :func:`minres` for one right-hand side on the CPU: the block
-    iteration's recurrence with Python-float scalars and fused ``torch.add(alpha=)`` updates
-    on 1-D vectors. Returns ``(x, phibar, iterations, reason)``."""
+    iteration's recurrence with Python-float scalars and fused updates on 1-D vectors.
+
+    ``v = y / beta`` is never formed: ``A v - (beta/oldb) r1`` is one ``addmv`` on y
+    (product, scaling and subtraction in one pass), ``alfa = vᵀAv`` a dot with y, and w
+    takes y with the scale folded in (``K``: the matrix, from
+    :meth:`LinearOperator.single_matrix`). Returns ``(x, phibar, iterations, reason)``."""
     rhs, precond = s.rhs, s.precond
     tiny = torch.finfo(X.dtype).eps
     x = X.view(-1)
@@ -240,7 +244,7 @@ def _minres_column(
     y = Y.view(-1)
     r2 = r1.clone()
     w, w2 = torch.zeros_like(x), torch.zeros_like(x)
-    v, av, x_next = torch.empty_like(x), torch.empty_like(x), torch.empty_like(x)
+    av, x_next = torch.empty_like(x), torch.empty_like(x)
     phibar = beta
     oldb = dbar = epsln = sn = 0.0
     cs = -1.0
@@ -250,13 +254,14 @@ def _minres_column(
     while iterations < maxiter and active:
         # Lanczos step: v = y / beta; y = A v - (beta/oldb) r1 - (alfa/beta) r2
         inv_beta = 1.0 / (beta if beta > 0 else 1.0)
-        torch.mul(y, inv_beta, out=v)
-        mv(v, av)
-        if iterations > 0:
-            av.add_(r1, alpha=-(beta / (oldb if oldb > 0 else 1.0)))
-        alfa = float(torch.dot(v, av))
+        back = -(beta / (oldb if oldb > 0 else 1.0)) if iterations > 0 else 0.0
+        torch.addmv(r1, K, y, beta=back, alpha=inv_beta, out=av)  # A v - (beta/oldb) r1
+        alfa = float(torch.dot(y, av)) * inv_beta
         av.add_(r2, alpha=-(alfa * inv_beta))
         r1, r2, av = r2, av, r1
+        # v = y_old / beta_old, for w below: r1's storage without M; with M a copy (an M
+        # may hand back the same output buffer at every call)
+        y_old = y if identity else y.clone()
         y = r2 if identity else precond(r2.view(-1, 1)).reshape(-1)
         oldb = beta
         beta_sq = float(torch.dot(r2, y))
@@ -275,8 +280,9 @@ def _minres_column(
         phibar_new = sn * phibar
         # w = (v - oldeps w1 - delta w2) / gamma, into the oldest w's storage
         w1, w2 = w2, w
-        w = torch.add(v, w1, alpha=-oldeps, out=w1)
-        w.add_(w2, alpha=-delta).mul_(1.0 / gamma)
+        inv_gamma = 1.0 / gamma
+        w = w1.mul_(-oldeps * inv_gamma).add_(y_old, alpha=inv_beta * inv_gamma)
+        w.add_(w2, alpha=-delta * inv_gamma)
         torch.add(x, w, alpha=phi, out=x_next)
         xnorm = float(torch.linalg.vector_norm(x_next))
         update = math.isfinite(phibar_new + xnorm)
