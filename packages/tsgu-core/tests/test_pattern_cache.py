@@ -171,3 +171,26 @@ def test_sampled_mm_on_a_kept_pattern_matches_dense(layout, index_dtype):
         dU, dV = torch.autograd.grad(((U @ V) * mask * W).sum(), (U, V))
         torch.testing.assert_close(gU, dU)
         torch.testing.assert_close(gV, dV)
+
+
+def test_derived_results_are_kept_per_pattern_objects_and_cleared():
+    from tsgu.core._pattern_cache import cached_derived
+
+    clear_pattern_cache()
+    A = _build(torch.sparse_csr, *_parts(torch.int64))
+    B = _build(torch.sparse_csr, *_parts(torch.int64, seed=3))
+    p_A, p_B = cached_pattern(A), cached_pattern(B)
+    made = []
+
+    def make():
+        made.append(object())
+        return made[-1]
+
+    first = cached_derived("op", (p_A, p_B), make)
+    assert cached_derived("op", (p_A, p_B), make) is first and len(made) == 1
+    assert cached_derived("op", (p_B, p_A), make) is not first  # order matters
+    assert cached_derived("other", (p_A, p_B), make) is not first  # so does the kind
+    assert len(made) == 3
+    clear_pattern_cache()
+    assert cached_derived("op", (p_A, p_B), make) is not first and len(made) == 4
+    clear_pattern_cache()

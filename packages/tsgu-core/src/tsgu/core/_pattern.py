@@ -269,11 +269,15 @@ class Pattern:
     def diagonal(self, values: torch.Tensor) -> torch.Tensor:
         """The diagonal of the folded matrix, ``(nrows,)``, of ``values`` in this pattern's
         order: stored duplicates summed, absent entries zero."""
-        on_diag = self.rows == self.cols
-        # one pass, no boolean indexing (whose nonzero() would dominate the cost)
-        return values.new_zeros(self.nrows).index_add_(
-            0, self.rows, torch.where(on_diag, values, 0)
-        )
+        where, rows = self.diagonal_entries
+        return values.new_zeros(self.nrows).index_add_(0, rows, values.index_select(0, where))
+
+    @cached_property
+    def diagonal_entries(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """``(where, rows)``: the positions of the stored diagonal entries and their rows,
+        found once per pattern (a solve checks its diagonal at every call)."""
+        where = torch.nonzero(self.rows == self.cols).squeeze(1)
+        return where, self.rows.index_select(0, where)
 
     @cached_property
     def transposed_indices(self) -> tuple[tuple[torch.Tensor, ...], torch.Tensor]:

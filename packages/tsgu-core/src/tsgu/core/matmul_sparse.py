@@ -119,12 +119,12 @@ class _Plan:
         padded walk and 0.55 s for CSR @ CSR, whose columns then still need sorting.
         """
         factors = []
-        for pattern, values in zip(self.patterns, (values_A, values_B), strict=True):
-            crow, col, slot, nnz = pattern.canonical_form
+        for pattern, values, indices in zip(
+            self.patterns, (values_A, values_B), self.coo_indices, strict=True
+        ):
+            _, _, slot, nnz = pattern.canonical_form
             if slot is not None:  # duplicates summed, as every kernel counts them
                 values = values.new_zeros(nnz).index_add(0, slot, values)
-            rows = _expand(crow.to(torch.int64), nnz, torch.int64)
-            indices = torch.stack([rows, col.to(torch.int64)])
             size = (pattern.nrows, pattern.ncols)
             factors.append(torch.sparse_coo_tensor(indices, values, size, is_coalesced=True))
         C = torch.sparse.mm(factors[0], factors[1])
@@ -132,6 +132,18 @@ class _Plan:
         if not C.is_coalesced():  # pragma: no cover - torch's kernel returns coalesced
             C = C.coalesce()
         return C
+
+    @cached_property
+    def coo_indices(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """Each factor's canonical (coalesced) COO indices, made once (once for both factors
+        of ``A @ A``): building them is a tenth of a product's time on the 27-point 50³."""
+        made: dict[int, torch.Tensor] = {}
+        for pattern in self.patterns:
+            if id(pattern) not in made:
+                crow, col, _, nnz = pattern.canonical_form
+                rows = _expand(crow.to(torch.int64), nnz, torch.int64)
+                made[id(pattern)] = torch.stack([rows, col.to(torch.int64)])
+        return made[id(self.patterns[0])], made[id(self.patterns[1])]
 
     def first_product(self, values_A: torch.Tensor, values_B: torch.Tensor) -> torch.Tensor:
         """C's pattern (kept) and values, by :meth:`torch_product` (measured on the 27-point

@@ -13,6 +13,7 @@ from ._kernel_paths import KernelChoice
 from ._levels import LevelSchedule
 from ._linear_solve import LinearSolver, check_solve_operands, linear_solve
 from ._pattern import Pattern, stored_values
+from ._pattern_cache import cached_pattern
 from .validation import check_bools
 
 __all__ = ["TRIANGULAR_PATHS", "sparse_triangular_solve"]
@@ -200,7 +201,8 @@ def sparse_triangular_solve(
     if isinstance(A, SparseParts):  # a compiled region: the one solve op, this solver named
         spec = SolverSpec("triangular", {"upper": upper, "unitriangular": unitriangular})
         return parts_linear_solve(A, B, spec, transpose=transpose, fn=fn)
-    pattern = Pattern.of(A)
+    # kept between calls: its canonical CSR form and the entries the solve reads are made once
+    pattern = cached_pattern(A)
     if not unitriangular:
         _check_diagonal(fn, A, pattern)
     solver = TriangularSolver(pattern, stored_values(A).reshape(-1), upper, unitriangular)
