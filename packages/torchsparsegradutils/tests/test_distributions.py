@@ -54,10 +54,18 @@ def test_the_adapter_is_tsgus_class():
 def test_by_default_nothing_is_checked_as_in_0_2():
     dist = SparseMultivariateNormal(torch.zeros(2), scale_tril=upper_factor())
     assert dist._validate_args is False
-    # tsgu's own class follows torch's default, which is on (under __debug__)
-    assert torch.distributions.Distribution._validate_args is True
-    with pytest.raises(ValueError, match="scale_tril"):
-        tsgu.distributions.SparseMultivariateNormal(torch.zeros(2), scale_tril=upper_factor())
+    # tsgu's own class follows torch's default, set here: torch.compile turns that default
+    # off for the whole process (torch._dynamo does so when it is first used)
+    Distribution = torch.distributions.Distribution
+    default = Distribution._validate_args
+    Distribution.set_default_validate_args(True)
+    try:
+        with pytest.raises(ValueError, match="scale_tril"):
+            tsgu.distributions.SparseMultivariateNormal(torch.zeros(2), scale_tril=upper_factor())
+        adapter = SparseMultivariateNormal(torch.zeros(2), scale_tril=upper_factor())
+        assert adapter._validate_args is False
+    finally:
+        Distribution.set_default_validate_args(default)
 
 
 def test_validate_args_true_gets_tsgus_checks():
