@@ -564,3 +564,19 @@ def verdict(
             "||b - A x|| did not (A, or M, is singular or too ill-conditioned)"
         )
     return converged, norms, reason
+
+
+def column_verdict(
+    s: Start, X: torch.Tensor, iterations: int, reason: str, done: bool
+) -> tuple[torch.Tensor, torch.Tensor, str]:
+    """:func:`verdict` on the result of a single-column path (``done``: its recurrence
+    reached the tolerance); no matvec when no iteration ran (the residual is ``s.R``)."""
+    return verdict(
+        s.op,
+        s.rhs,
+        X,
+        s.threshold,
+        torch.tensor([done], device=X.device),
+        reason,
+        known=s.R if iterations == 0 else None,
+    )

@@ -11,6 +11,7 @@ import torch
 from ._common import (
     Operator,
     Start,
+    column_verdict,
     dot,
     finish,
     ieee_div,
@@ -127,15 +128,7 @@ def cg(
         mv = op.vector_product()
         if mv is not None and single_column(X, R):
             iterations, reason, done = _cg_column(s, mv, M is None, callback)
-            converged, residual, reason = verdict(
-                op,
-                rhs,
-                X,
-                threshold,
-                torch.tensor([done], device=X.device),
-                reason,
-                known=s.R if iterations == 0 else None,
-            )
+            converged, residual, reason = column_verdict(s, X, iterations, reason, done)
             return finish(fn, rhs, X, converged, iterations, residual, reason, return_info)
         rnorm = rhs.norms(R)
         active = rnorm > threshold

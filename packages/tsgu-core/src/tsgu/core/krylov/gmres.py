@@ -11,6 +11,7 @@ import torch
 from ._common import (
     Operator,
     Start,
+    column_verdict,
     dot,
     finish,
     per_column,
@@ -113,15 +114,8 @@ def gmres(
         B, X, R, threshold = s.rhs.block, s.X, s.R, s.threshold
         if single_column(X, R):
             X, rnorm_column, iterations, reason = _gmres_column(s, restart, callback)
-            converged, residual, reason = verdict(
-                op,
-                rhs,
-                X,
-                threshold,
-                torch.tensor([rnorm_column <= float(threshold)], device=X.device),
-                reason,
-                known=s.R if iterations == 0 else None,
-            )
+            done = rnorm_column <= float(threshold)
+            converged, residual, reason = column_verdict(s, X, iterations, reason, done)
             return finish(fn, rhs, X, converged, iterations, residual, reason, return_info)
         cols = B.shape[:-2] + B.shape[-1:]  # per-column scalar shape
         iterations = 0
