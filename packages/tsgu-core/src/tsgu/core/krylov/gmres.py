@@ -114,8 +114,8 @@ def gmres(
         B, X, R, threshold = s.rhs.block, s.X, s.R, s.threshold
         if single_column(X, R):
             X, rnorm_column, iterations, reason = _gmres_column(s, restart, callback)
-            done = rnorm_column <= float(threshold)
-            converged, residual, reason = column_verdict(s, X, iterations, reason, done)
+            reached = rnorm_column <= float(threshold)
+            converged, residual, reason = column_verdict(s, X, iterations, reason, reached)
             return finish(fn, rhs, X, converged, iterations, residual, reason, return_info)
         cols = B.shape[:-2] + B.shape[-1:]  # per-column scalar shape
         iterations = 0
