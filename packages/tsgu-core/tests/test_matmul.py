@@ -248,3 +248,38 @@ def test_device_mismatch_is_a_value_error():
     A = _csr()
     with pytest.raises(ValueError, match="must be on the same device"):
         tc.sparse_mm(A, torch.ones(12, 2, dtype=torch.float64, device="cuda"))
+
+
+@pytest.mark.parametrize(("layout", "index_dtype"), LAYOUT_INDEX)
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_uninitialised_output_is_never_read(monkeypatch, layout, index_dtype, dtype):
+    import tsgu.core._pattern as pattern_module
+
+    dense = torch.randn(6, 5, generator=generator(3), dtype=torch.float64).to(dtype)
+    dense[[1, 4]] = 0.0  # empty rows: nothing the kernel adds there
+    dense[:, 2] = 0.0  # an empty column: an empty row of the backward's transpose
+    A = to_layout(dense, layout)
+    if layout == torch.sparse_csr:
+        A = torch.sparse_csr_tensor(
+            A.crow_indices().to(index_dtype), A.col_indices().to(index_dtype), A.values(), A.shape
+        )
+    B = torch.randn(5, 3, generator=generator(4), dtype=torch.float64).to(dtype)
+    G = torch.randn(6, 3, generator=generator(5), dtype=torch.float64).to(dtype)
+
+    def run():
+        X = B.clone().requires_grad_(True)
+        C = tc.sparse_mm(A, X)
+        C.backward(G)
+        return C.detach(), X.grad
+
+    monkeypatch.setattr(pattern_module, "_MKL_CPU", False)  # torch's A @ B
+    expected = run()
+    monkeypatch.setattr(pattern_module, "_MKL_CPU", torch.backends.mkl.is_available())
+    monkeypatch.setattr(
+        pattern_module, "_new_output", lambda B, nrows: B.new_full((nrows, B.shape[1]), torch.nan)
+    )
+    got = run()
+    for g, e in zip(got, expected, strict=True):
+        torch.testing.assert_close(g, e, rtol=0, atol=0)
+    torch.testing.assert_close(got[0], dense @ B, **tol(dtype))
+    torch.testing.assert_close(got[1], dense.T @ G, **tol(dtype))
