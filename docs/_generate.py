@@ -138,6 +138,40 @@ BENCHMARKS = [
         "(kvxopt's CHOLMOD, UMFPACK, KLU; sksparse-minimal, cholespy, homapy, pyklu), against "
         "SciPy's ``splu``.",
     ),
+    Benchmark(
+        "krylov",
+        "Krylov solvers against SciPy",
+        "python benchmarks/krylov.py",
+        "CG, MINRES, BiCGSTAB and GMRES(20) of ``tsgu.core`` against ``scipy.sparse.linalg`` "
+        "(same rtol 1e-8, same iteration counts) on the 7- and 27-point 3-D Laplacians and a "
+        "convection-diffusion operator, 32³ to 64³, warm and first call, float64, with each "
+        "solver's share of the memory-bandwidth floor. torch runs at its default 2 threads, "
+        "SciPy's sparse product at one; details in ``benchmarks/results/krylov.md``.",
+    ),
+    Benchmark(
+        "krylov-large",
+        "Krylov solvers against SciPy, 100³ and 128³",
+        "python benchmarks/krylov.py --large",
+        "The same comparison at 10⁶ and 2.1 x 10⁶ rows (``--large``).",
+    ),
+    Benchmark(
+        "sparse_sparse",
+        "Sparse @ sparse, sparse + sparse, triangular solve",
+        "python benchmarks/sparse_sparse.py",
+        "``sparse_mm`` with a sparse B, ``sparse_add`` and ``sparse_triangular_solve``: the "
+        "rows of the numml paper's Table 2 (1-D Laplacian, N = 32,768, one thread; the "
+        "paper's figures are another machine's) and A @ A and PᵀAP on the 27-point 3-D Poisson "
+        "50³ against SciPy and ``torch.sparse.mm``; first call, later calls, backward, peak "
+        "memory. Details in ``benchmarks/results/sparse_sparse.md``.",
+    ),
+    Benchmark(
+        "gcn_epoch",
+        "A GCN training epoch, CSR against COO",
+        "python benchmarks/gcn_epoch.py",
+        "A two-layer GCN epoch (64 features, Adam, float32, 2 threads) on a random graph of "
+        "10⁵ nodes and 2.1M edges: ``tsgu.core.sparse_mm`` with CSR and COO against "
+        "``torch.sparse.mm`` COO. Details in ``benchmarks/results/gcn_epoch.md``.",
+    ),
 ]
 
 TIME_COLUMNS = {
