@@ -12,9 +12,11 @@ from an item stored as explicit zeros (which no gradient reaches).
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import torch
 
-from ._pattern import _compress, index_dtype_for
+from ._pattern import Pattern, _compress, from_values, index_dtype_for
 from .validation import COO
 
 
@@ -80,3 +82,27 @@ def build(
     return torch.sparse_csr_tensor(
         crow, col, values.reshape(col.shape), shape, check_invariants=False
     )
+
+
+@dataclass
+class Output:
+    """A result pattern kept between calls: its index tensors, where its values go
+    (``slot``, or None when they arrive in order), and its :class:`Pattern`."""
+
+    index_tensors: tuple[torch.Tensor, ...]
+    slot: torch.Tensor | None
+    nnz: int
+    shape: tuple[int, ...]
+    layout: torch.layout
+    pattern: Pattern | None = None  # made from the first result that needs it
+
+    def attach(self, values: torch.Tensor) -> torch.Tensor:
+        """The sparse tensor holding ``values`` (at the slots), wired to them for autograd."""
+        if self.slot is not None:
+            values = values.new_zeros(self.nnz).index_add(0, self.slot, values)
+        raw = build(self.index_tensors, values.detach(), self.shape, self.layout)
+        if not values.requires_grad:
+            return raw
+        if self.pattern is None:
+            self.pattern = Pattern.of(raw)
+        return from_values(self.pattern, values)

@@ -6,7 +6,7 @@ import numbers
 
 import torch
 
-from ._assemble import assemble, build
+from ._assemble import Output, assemble
 from ._pattern import Pattern, from_values, values_of
 from ._pattern_cache import cached_derived, cached_pattern
 from .validation import (
@@ -180,13 +180,8 @@ def sparse_add(
         "sparse_add", (pattern_A, pattern_B), lambda: _Union(pattern_A, pattern_B)
     )
     both = torch.cat([values_A, values_B])
-    values = both.new_zeros(union.nnz).index_add(0, union.where, both)
-    raw = build(union.index_tensors, values.detach(), union.shape, union.layout)
-    if not values.requires_grad:
-        return raw
-    if union.pattern is None:
-        union.pattern = Pattern.of(raw)
-    return from_values(union.pattern, values)
+    values = both.new_zeros(union.output.nnz).index_add(0, union.where, both)
+    return union.output.attach(values)
 
 
 class _Union:
@@ -197,7 +192,7 @@ class _Union:
         layout = pattern_A.layout
         assert layout is not None  # patterns made by Pattern.of
         index_dtype = torch.int64 if layout == COO else pattern_A.index_tensors[0].dtype
-        self.shape, self.layout = pattern_A.shape, layout
-        self.index_tensors, slot, self.nnz = assemble(union, self.shape, layout, index_dtype)
+        index_tensors, slot, nnz = assemble(union, pattern_A.shape, layout, index_dtype)
+        # the slots are folded into where each input value goes: the output takes them in order
         self.where = inverse if slot is None else slot.index_select(0, inverse)
-        self.pattern: Pattern | None = None  # made from the first result that needs it
+        self.output = Output(index_tensors, None, nnz, pattern_A.shape, layout)

@@ -25,19 +25,17 @@ formed, and the triples are never all held at once.
 from __future__ import annotations
 
 from collections.abc import Iterator
-from dataclasses import dataclass
 from functools import cached_property
 from typing import Any
 
 import torch
 
-from ._assemble import assemble, build
+from ._assemble import Output, assemble
 from ._pattern import (
     INT32_MAX,
     Pattern,
     _compress,
     _expand,
-    from_values,
     index_dtype_for,
     values_of,
 )
@@ -69,29 +67,6 @@ def _check(A: object, B: object) -> tuple[torch.Tensor, torch.Tensor]:
         )
     check_operand(_FN, A, B, A.shape[-1])  # B has A's dims: its rows are axis -2
     return A, B
-
-
-@dataclass
-class _Output:
-    """C's storage: its index tensors, where its values go (``slot``), and its pattern."""
-
-    index_tensors: tuple[torch.Tensor, ...]
-    slot: torch.Tensor | None
-    nnz: int
-    shape: tuple[int, ...]
-    layout: torch.layout
-    pattern: Pattern | None = None  # made from the first C that needs it
-
-    def attach(self, values: torch.Tensor) -> torch.Tensor:
-        """C holding ``values`` (at the slots), wired to them for autograd."""
-        if self.slot is not None:
-            values = values.new_zeros(self.nnz).index_add(0, self.slot, values)
-        raw = build(self.index_tensors, values.detach(), self.shape, self.layout)
-        if not values.requires_grad:
-            return raw
-        if self.pattern is None:
-            self.pattern = Pattern.of(raw)
-        return from_values(self.pattern, values)
 
 
 class _Plan:
@@ -146,8 +121,7 @@ class _Plan:
         return made[id(self.patterns[0])], made[id(self.patterns[1])]
 
     def first_product(self, values_A: torch.Tensor, values_B: torch.Tensor) -> torch.Tensor:
-        """C's pattern (kept) and values, by :meth:`torch_product` (measured on the 27-point
-        50³ A @ A: 1.8 s against 2.4 s for CSR @ CSR and its column sort)."""
+        """C's pattern (kept) and values, by :meth:`torch_product`."""
         C = self.torch_product(values_A, values_B)
         indices, values = C._indices(), C._values()
         # C's columns in int32 where they fit (half the memory the backward keeps); its
@@ -171,7 +145,7 @@ class _Plan:
         return out
 
     @cached_property
-    def output(self) -> _Output:
+    def output(self) -> Output:
         """How C is stored: index tensors (made once, shared by every call), slots, pattern."""
         assert self.symbolic_done
         pattern_A, pattern_B = self.patterns
@@ -198,7 +172,7 @@ class _Plan:
                 del rows, cols
                 index_tensors, slot, nnz = assemble(keys, shape, layout, index_dtype)
                 del keys
-        return _Output(index_tensors, slot, nnz, shape, layout)
+        return Output(index_tensors, slot, nnz, shape, layout)
 
     def to_row_major(self, role: int, values: torch.Tensor) -> torch.Tensor:
         perm = (self.perm_A, self.perm_B, None)[role]
@@ -227,7 +201,7 @@ class _Plan:
     @cached_property
     def chunks(self) -> tuple[torch.Tensor, list[tuple[int, int]]]:
         """``(first, [(r0, r1), ...])``: the triples' offsets per A entry, and row chunks."""
-        counts = (self.crow_B[1:] - self.crow_B[:-1]).index_select(0, self.col_A)
+        counts = self.row_lengths_B.index_select(0, self.col_A)
         first = torch.zeros(counts.numel() + 1, dtype=torch.int64, device=counts.device)
         torch.cumsum(counts, 0, out=first[1:])
         per_row_end = first.index_select(0, self.crow_A)  # triples before each row
@@ -306,8 +280,13 @@ class _Plan:
     @cached_property
     def width(self) -> int:
         """The longest row of B that an entry of A reaches (the padded walk's row width)."""
-        lengths = (self.crow_B[1:] - self.crow_B[:-1]).index_select(0, self.col_A)
+        lengths = self.row_lengths_B.index_select(0, self.col_A)
         return int(lengths.max()) if lengths.numel() else 0
+
+    @cached_property
+    def row_lengths_B(self) -> torch.Tensor:
+        """The number of entries in each row of B."""
+        return self.crow_B[1:] - self.crow_B[:-1]
 
     @cached_property
     def ranks(self) -> torch.Tensor | None:
@@ -328,7 +307,7 @@ class _Plan:
         device = self.col_A.device
         ranks = torch.zeros(n_A * width, dtype=dtype, device=device)
         offsets = torch.arange(width, device=device)
-        lengths = self.crow_B[1:] - self.crow_B[:-1]
+        lengths = self.row_lengths_B
         last_B = self.col_B.numel() - 1
         buffer = torch.empty(0, dtype=dtype, device=device)
         # a loop over memory-bounded chunks of rows: a table of the chunk's rows of C (rank
@@ -403,7 +382,7 @@ class _Plan:
                 for role, role1, x1, role2, x2 in jobs
             ]
         offsets = torch.arange(width, device=device)
-        lengths = self.crow_B[1:] - self.crow_B[:-1]
+        lengths = self.row_lengths_B
         step = max(1, _TRIPLES_PER_CHUNK // max(width, 1))
         # a loop over memory-bounded chunks of A's entries, not over rows or entries
         for e0 in range(0, n_A, step):
