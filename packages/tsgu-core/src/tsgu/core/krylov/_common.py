@@ -269,6 +269,11 @@ def single_column(X: torch.Tensor, *others: torch.Tensor) -> bool:
     )
 
 
+def norm_of(v: torch.Tensor) -> float:
+    """The 2-norm of a vector, as a Python float (the single-column paths' scalars)."""
+    return float(torch.linalg.vector_norm(v))
+
+
 def ieee_div(a: float, b: float) -> float:
     """``a / b`` as a tensor divides (a zero ``b`` gives ±inf or NaN), where Python raises."""
     try:

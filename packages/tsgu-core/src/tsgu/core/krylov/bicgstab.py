@@ -15,6 +15,7 @@ from ._common import (
     dot,
     finish,
     ieee_div,
+    norm_of,
     per_column,
     single_column,
     start,
@@ -217,19 +218,16 @@ def _bicgstab_column(
     def precond(v: torch.Tensor) -> torch.Tensor:
         return v if identity else s.precond(v.view(-1, 1)).reshape(-1)
 
-    def norm(v: torch.Tensor) -> float:
-        return float(torch.linalg.vector_norm(v))
-
     x, r = s.X.view(-1), s.R.view(-1)  # s.R is read only when no iteration ran
     r_hat = r.clone()
     threshold = float(s.threshold)
-    rnorm = norm(r)
+    rnorm = norm_of(r)
     active = rnorm > threshold
     p, v = torch.zeros_like(x), torch.zeros_like(x)
     s_, t, r_next = torch.empty_like(x), torch.empty_like(x), torch.empty_like(x)
     rho_old = alpha = omega = 1.0
     eps = torch.finfo(x.dtype).eps
-    rhat_norm = norm(r_hat)  # changes only on a restart
+    rhat_norm = norm_of(r_hat)  # changes only on a restart
     restart = False
     restarts = 0
     reason = "maxiter"
@@ -244,7 +242,7 @@ def _bicgstab_column(
                 reason = f"breakdown: ρ = 0 or ω = 0 after {_MAX_RESTARTS} restarts"
                 active = False
             r_hat.copy_(r)
-            rhat_norm = norm(r_hat)
+            rhat_norm = norm_of(r_hat)
             p.zero_()
             v.zero_()
             rho_old = alpha = omega = 1.0
@@ -261,7 +259,7 @@ def _bicgstab_column(
         alpha = rho / rv if step else 1.0
         alpha_x = alpha if step else 0.0  # no step: x and r stay
         torch.add(r, v, alpha=-alpha_x, out=s_)
-        snorm = norm(s_)
+        snorm = norm_of(s_)
         # the residual s is already small: stop here, with x + alpha p̂
         full = step and not snorm <= threshold
         if full:
@@ -273,7 +271,7 @@ def _bicgstab_column(
         else:  # no product with s (SciPy makes none either)
             s_hat, omega = s_, 0.0
             r_next.copy_(s_)
-        rnorm_new = norm(r_next)
+        rnorm_new = norm_of(r_next)
         update = step and math.isfinite(rnorm_new)
         # the common case: no stall, the new residual, p̂ and ŝ finite
         check = rnorm_new + float(torch.dot(p_hat, p_hat))

@@ -15,6 +15,7 @@ from ._common import (
     dot,
     finish,
     ieee_div,
+    norm_of,
     per_column,
     single_column,
     start,
@@ -205,7 +206,7 @@ def _cg_column(
     rhs, precond = s.rhs, s.precond
     x, r = s.X.view(-1), s.R.view(-1)  # s.R is read only when no iteration ran
     threshold = float(s.threshold)
-    rnorm = float(torch.linalg.vector_norm(r))
+    rnorm = norm_of(r)
     active = rnorm > threshold
     z = r if identity else precond(r.view(-1, 1)).reshape(-1)
     rz = float(torch.dot(r, z))
@@ -221,9 +222,9 @@ def _cg_column(
             torch.add(r, ap, alpha=-alpha, out=r_next)
             if identity:
                 rr = float(torch.dot(r_next, r_next))
-                rnorm_new = math.sqrt(rr) if math.isfinite(rr) else _norm(r_next)
+                rnorm_new = math.sqrt(rr) if math.isfinite(rr) else norm_of(r_next)
             else:
-                rnorm_new = _norm(r_next)
+                rnorm_new = norm_of(r_next)
             finite = math.isfinite(rnorm_new)
         else:  # not positive (or NaN): no step; the residual stays r - 0·Ap
             reason, active = _NOT_SPD, False
@@ -247,7 +248,3 @@ def _cg_column(
         if callback is not None:
             callback(rhs.user(s.X.clone()))
     return iterations, reason, rnorm <= threshold
-
-
-def _norm(v: torch.Tensor) -> float:
-    return float(torch.linalg.vector_norm(v))

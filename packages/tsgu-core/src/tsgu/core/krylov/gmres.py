@@ -14,6 +14,7 @@ from ._common import (
     column_verdict,
     dot,
     finish,
+    norm_of,
     per_column,
     single_column,
     start,
@@ -220,7 +221,7 @@ def _gmres_column(
     op, rhs, precond = s.op, s.rhs, s.precond
     B, X, R = rhs.block, s.X, s.R
     threshold = float(s.threshold)
-    rnorm = float(torch.linalg.vector_norm(R))
+    rnorm = norm_of(R)
     reason = "maxiter"
     iterations = 0
     V = B.new_empty(restart + 1, B.shape[0])  # every row used is written first
@@ -242,7 +243,7 @@ def _gmres_column(
             h2 = torch.mv(basis, w)  # second pass: re-orthogonalise
             w.addmv_(basis.T, h2, alpha=-1.0)
             h = (h1 + h2).tolist()
-            h_next = float(torch.linalg.vector_norm(w))
+            h_next = norm_of(w)
             for i in range(j):  # earlier rotations on the new column
                 top = cs[i] * h[i] + sn[i] * h[i + 1]
                 h[i + 1] = -sn[i] * h[i] + cs[i] * h[i + 1]
@@ -269,7 +270,7 @@ def _gmres_column(
         y = torch.linalg.solve_triangular(Hm, gm, upper=True)[:, 0]
         X_new = X + precond(torch.mv(V[:steps].T, y).unsqueeze(-1))
         R_new = B - op.matvec(X_new)
-        rnorm_new = float(torch.linalg.vector_norm(R_new))
+        rnorm_new = norm_of(R_new)
         # x itself too: a matrix with no stored entries maps a NaN x to a finite residual
         ok = math.isfinite(rnorm_new) and bool(torch.isfinite(X_new).all())
         if ok:

@@ -18,6 +18,7 @@ from ._common import (
     default_maxiter,
     finish,
     ieee_div,
+    norm_of,
     per_column,
     single_column,
 )
@@ -339,9 +340,6 @@ def _lsmr_column(
     u, v, x = U.view(-1), Vv.view(-1), X.view(-1)
     u_spare, v_spare, x_next = torch.empty_like(u), torch.empty_like(v), torch.empty_like(x)
 
-    def norm(t: torch.Tensor) -> float:
-        return float(torch.linalg.vector_norm(t))
-
     # Bidiagonalisation and rotation state (Fong & Saunders, Algorithm 1).
     zetabar, alphabar = alpha * beta, alpha
     rho, rhobar, cbar, sbar = 1.0, 1.0, 1.0, 0.0
@@ -363,12 +361,12 @@ def _lsmr_column(
         mv(v, u_spare)
         u_spare.add_(u, alpha=-alpha)
         u, u_spare = u_spare, u
-        beta = norm(u)
+        beta = norm_of(u)
         u.div_(beta if beta > 0 else 1.0)
         rmv(u, v_spare)
         v_spare.add_(v, alpha=-beta)
         v, v_spare = v_spare, v
-        alpha = norm(v)
+        alpha = norm_of(v)
         v.div_(alpha if alpha > 0 else 1.0)
 
         alphahat = math.hypot(alphabar, damp)
@@ -415,7 +413,7 @@ def _lsmr_column(
             minrbar = _min(minrbar, rhobarold)
         condA = div(_max(maxrbar, rhotemp), _min(minrbar, rhotemp))
 
-        xnorm = norm(x_next)
+        xnorm = norm_of(x_next)
         update = math.isfinite(normr_new + xnorm)
         if update:
             x, x_next, normx = x_next, x, xnorm
@@ -423,7 +421,7 @@ def _lsmr_column(
             update = math.isfinite(normr_new) and bool(torch.isfinite(x_next).all())
             if update:
                 x, x_next = x_next, x
-            normx = norm(x)
+            normx = norm_of(x)
         if update:
             normr = normr_new
             normar = abs(zetabar)

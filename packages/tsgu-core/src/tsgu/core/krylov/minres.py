@@ -13,6 +13,7 @@ from ._common import (
     Start,
     dot,
     finish,
+    norm_of,
     per_column,
     single_column,
     start,
@@ -284,7 +285,7 @@ def _minres_column(
         w = w1.mul_(-oldeps * inv_gamma).add_(y_old, alpha=inv_beta * inv_gamma)
         w.add_(w2, alpha=-delta * inv_gamma)
         torch.add(x, w, alpha=phi, out=x_next)
-        xnorm = float(torch.linalg.vector_norm(x_next))
+        xnorm = norm_of(x_next)
         update = math.isfinite(phibar_new + xnorm)
         if not update:
             update = math.isfinite(phibar_new) and bool(torch.isfinite(x_next).all())
