@@ -273,3 +273,23 @@ def test_bicgstab_stopping_halfway_makes_no_product_with_s():
     torch.testing.assert_close(x, b / 2)
     assert info.converged and info.iterations == 1
     assert len(calls) == 2  # A p and the final true-residual verdict (x0 = 0: r0 = b)
+
+
+@pytest.mark.parametrize("shape", ["vector", "block"])
+@pytest.mark.parametrize("matrix", ["near_identity", "shifted_cycle"])
+def test_gmres_with_and_without_the_second_gram_schmidt_pass(matrix, shape):
+    # Near the identity, A v is almost v: every first Gram-Schmidt pass cancels most of it
+    # and GMRES re-orthogonalises. A cyclic shift plus I/2 maps the basis mostly to a new
+    # direction, where most steps keep one pass. Either way: the dense solution, one column
+    # or many.
+    n = 40
+    if matrix == "near_identity":
+        noise = torch.randn(n, n, generator=generator(8), dtype=torch.float64)
+        D = torch.eye(n, dtype=torch.float64) + 1e-6 * noise
+    else:
+        D = torch.roll(torch.eye(n, dtype=torch.float64), 1, dims=0) + 0.5 * torch.eye(n)
+    A = D.to_sparse_csr()
+    b = _rhs((n,) if shape == "vector" else (n, 3), seed=9)
+    x, info = tc.gmres(A, b, rtol=1e-12, restart=n, return_info=True)
+    assert bool(torch.all(torch.as_tensor(info.converged)))
+    torch.testing.assert_close(x, torch.linalg.solve(D, b), rtol=1e-9, atol=1e-10)

@@ -28,6 +28,20 @@ def _safe(v: torch.Tensor) -> torch.Tensor:
     return torch.where(v > 0, v, torch.ones_like(v))
 
 
+# Re-orthogonalise ("twice is enough") only where the first classical Gram-Schmidt pass
+# left less than _ETA of the new vector w: ||w - V h|| < _ETA ||w||, h = Vᵀ w. The criterion
+# and _ETA = 1/sqrt(2) are Daniel, Gragg, Kaufman and Stewart (1976), "Reorthogonalization
+# and stable algorithms for updating the Gram-Schmidt QR factorization", Math. Comp. 30,
+# 772-795 (PETSc's GMRES "refine if needed" test is the same one); above _ETA one pass
+# keeps the basis orthogonal to working precision. With ||w - V h||² = ||w||² - ||h||²
+# (V orthonormal) the test reads ||h||² > (1 - _ETA²) ||w||², and ||w||² comes from the
+# first pass's product itself: w is written as row j + 1 of the basis buffer and that
+# row rides along, so the test costs no pass over w. It compares, never subtracts: no
+# cancellation where the pass removed almost all of w (and then it re-orthogonalises).
+_ETA = 1 / math.sqrt(2)
+_KEEP = 1 - _ETA * _ETA  # share of ||w||² whose projection onto the basis asks for a second pass
+
+
 def gmres(
     A: Operator,
     b: torch.Tensor,
@@ -46,8 +60,9 @@ def gmres(
 
     Saad and Schultz (1986), "GMRES: a generalized minimal residual algorithm", with
     right preconditioning (``A M y = r``, ``x = x0 + M y``) so that the residual it
-    monitors is the true one, Gram–Schmidt applied twice (as stable as the modified form
-    and a few batched operations per step), and Givens rotations per column.
+    monitors is the true one, classical Gram–Schmidt with a second pass where the first
+    one cancelled most of the new vector (as stable as the modified form and a few batched
+    operations per step), and Givens rotations per column.
 
     Parameters
     ----------
@@ -140,23 +155,32 @@ def gmres(
             done = ~active
             steps = 0
             for j in range(restart):  # inner iterations of one cycle
-                W = op.matvec(precond(V[j]))
+                # A M v_j straight into the next basis row (a copy where the kernel or a
+                # user's A(x), which may return x itself, does not write there)
+                W = op.matvec(precond(V[j]), out=V[j + 1])
+                if W.data_ptr() != V[j + 1].data_ptr():
+                    V[j + 1].copy_(W)
+                W = V[j + 1]
                 if Vm is not None:
-                    if op.is_callable:  # a user's A(x) may return x itself: work on a copy
-                        W = W.clone()
                     basis, w = Vm[: j + 1], W[:, 0]
-                    h1 = torch.mv(basis, w)
-                    w.addmv_(basis.T, h1, alpha=-1.0)
-                    h2 = torch.mv(basis, w)  # second pass: re-orthogonalise
-                    w.addmv_(basis.T, h2, alpha=-1.0)
-                    h = (h1 + h2).unsqueeze(-1)  # (j+1, 1)
+                    coef = torch.mv(Vm[: j + 2], w)  # Vᵀ w and, last, ||w||²
+                    h = coef[:-1]
+                    w.addmv_(basis.T, h, alpha=-1.0)
+                    if bool(torch.dot(h, h) > _KEEP * coef[-1]):  # see _ETA
+                        h2 = torch.mv(basis, w)  # second pass: re-orthogonalise
+                        w.addmv_(basis.T, h2, alpha=-1.0)
+                        h = h + h2
+                    h = h.unsqueeze(-1)  # (j+1, 1)
                 else:
                     basis = V[: j + 1]
-                    h = dot(basis, W.unsqueeze(0))  # (j+1, *cols)
-                    W = W - (basis * h.unsqueeze(-2)).sum(0)
-                    h2 = dot(basis, W.unsqueeze(0))  # second pass: re-orthogonalise
-                    W = W - (basis * h2.unsqueeze(-2)).sum(0)
-                    h = h + h2
+                    coef = dot(V[: j + 2], W.unsqueeze(0))  # Vᵀ w and, last, ||w||²
+                    h = coef[:-1]  # (j+1, *cols)
+                    W -= (basis * h.unsqueeze(-2)).sum(0)
+                    again = (h * h).sum(0) > _KEEP * coef[-1]  # per column (see _ETA)
+                    if bool(again.any()):  # second pass, only for the columns that need it
+                        h2 = torch.where(again, dot(basis, W.unsqueeze(0)), 0.0)
+                        W -= (basis * h2.unsqueeze(-2)).sum(0)
+                        h = h + h2
                 h_next = rhs.norms(W)
                 for i in range(j):  # earlier rotations on the new column (j small scalars)
                     top = cs[i] * h[i] + sn[i] * h[i + 1]
@@ -174,7 +198,7 @@ def gmres(
                 H[: j + 1, j] = torch.where(done.unsqueeze(0), unit, h)
                 g[j] = torch.where(done, 0.0, g_j)
                 g[j + 1] = torch.where(done, 0.0, g_next)
-                torch.div(W, per_column(_safe(h_next)), out=V[j + 1])
+                W.div_(per_column(_safe(h_next)))  # V[j + 1], in place
                 done = done | (g_next.abs() <= threshold) | (h_next == 0)
                 steps = j + 1
                 iterations += 1
@@ -234,15 +258,22 @@ def _gmres_column(
         cs: list[float] = []
         sn: list[float] = []
         for j in range(restart):  # inner iterations of one cycle
-            W = op.matvec(precond(V[j].view(-1, 1)))
-            if op.is_callable:  # a user's A(x) may return x itself: work on a copy
-                W = W.clone()
-            basis, w = V[: j + 1], W[:, 0]
-            h1 = torch.mv(basis, w)
+            # A M v_j straight into the next basis row (a copy where the kernel or a user's
+            # A(x), which may return x itself, does not write there)
+            w = V[j + 1]
+            W = op.matvec(precond(V[j].view(-1, 1)), out=w.view(-1, 1))
+            if W.data_ptr() != w.data_ptr():
+                w.copy_(W.view(-1))
+            basis = V[: j + 1]
+            coef = torch.mv(V[: j + 2], w)  # Vᵀ w and, last, ||w||²
+            h1 = coef[:-1]
+            h = h1.tolist()
+            w_squared = float(coef[-1])
             w.addmv_(basis.T, h1, alpha=-1.0)
-            h2 = torch.mv(basis, w)  # second pass: re-orthogonalise
-            w.addmv_(basis.T, h2, alpha=-1.0)
-            h = (h1 + h2).tolist()
+            if math.fsum(c * c for c in h) > _KEEP * w_squared:  # see _ETA
+                h2 = torch.mv(basis, w)  # second pass: re-orthogonalise
+                w.addmv_(basis.T, h2, alpha=-1.0)
+                h = (h1 + h2).tolist()
             h_next = norm_of(w)
             for i in range(j):  # earlier rotations on the new column
                 top = cs[i] * h[i] + sn[i] * h[i + 1]
@@ -257,7 +288,7 @@ def _gmres_column(
             g[j] = cs[j] * g[j]
             g.append(g_next)
             columns.append(h)
-            torch.div(w, h_next if h_next > 0 else 1.0, out=V[j + 1])
+            w.div_(h_next if h_next > 0 else 1.0)  # V[j + 1], in place
             iterations += 1
             if abs(g_next) <= threshold or h_next == 0:
                 break

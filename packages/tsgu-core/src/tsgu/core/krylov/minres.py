@@ -13,7 +13,6 @@ from ._common import (
     Start,
     dot,
     finish,
-    norm_of,
     per_column,
     single_column,
     start,
@@ -236,7 +235,7 @@ def _minres_column(
 
     ``v = y / beta`` is never formed: ``A v - (beta/oldb) r1`` is one ``addmv`` on y
     (product, scaling and subtraction in one pass), ``alfa = vᵀAv`` a dot with y, and w
-    takes y with the scale folded in (``K``: the matrix, from
+    is kept as a float times a vector whose recurrence takes y as it is (``K``: the matrix, from
     :meth:`LinearOperator.single_matrix`). Returns ``(x, phibar, iterations, reason)``."""
     rhs, precond = s.rhs, s.precond
     tiny = torch.finfo(X.dtype).eps
@@ -244,7 +243,10 @@ def _minres_column(
     r1 = R1.view(-1)
     y = Y.view(-1)
     r2 = r1.clone()
-    w, w2 = torch.zeros_like(x), torch.zeros_like(x)
+    # w is kept as scale * u (a Python float times a vector): the scale 1/(beta gamma) is
+    # never applied to the vector, so w's recurrence is two fused passes, not three.
+    u, u2 = torch.zeros_like(x), torch.zeros_like(x)
+    scale = scale2 = 1.0
     av, x_next = torch.empty_like(x), torch.empty_like(x)
     phibar = beta
     oldb = dbar = epsln = sn = 0.0
@@ -254,7 +256,8 @@ def _minres_column(
     iterations = 0
     while iterations < maxiter and active:
         # Lanczos step: v = y / beta; y = A v - (beta/oldb) r1 - (alfa/beta) r2
-        inv_beta = 1.0 / (beta if beta > 0 else 1.0)
+        beta_v = beta if beta > 0 else 1.0  # v = y / beta_v
+        inv_beta = 1.0 / beta_v
         back = -(beta / (oldb if oldb > 0 else 1.0)) if iterations > 0 else 0.0
         torch.addmv(r1, K, y, beta=back, alpha=inv_beta, out=av)  # A v - (beta/oldb) r1
         alfa = float(torch.dot(y, av)) * inv_beta
@@ -279,14 +282,15 @@ def _minres_column(
         sn = beta / gamma
         phi = cs * phibar
         phibar_new = sn * phibar
-        # w = (v - oldeps w1 - delta w2) / gamma, into the oldest w's storage
-        w1, w2 = w2, w
-        inv_gamma = 1.0 / gamma
-        w = w1.mul_(-oldeps * inv_gamma).add_(y_old, alpha=inv_beta * inv_gamma)
-        w.add_(w2, alpha=-delta * inv_gamma)
-        torch.add(x, w, alpha=phi, out=x_next)
-        xnorm = norm_of(x_next)
-        update = math.isfinite(phibar_new + xnorm)
+        # w = (v - oldeps w1 - delta w2) / gamma with v = y_old / beta, into the oldest w's
+        # storage: u = y_old - beta oldeps w1 - beta delta w2, w = u / (beta gamma)
+        (u1, scale1), (u2, scale2) = (u2, scale2), (u, scale)
+        u = torch.add(y_old, u1, alpha=-oldeps * scale1 * beta_v, out=u1)
+        u.add_(u2, alpha=-delta * scale2 * beta_v)
+        scale = inv_beta / gamma
+        torch.add(x, u, alpha=phi * scale, out=x_next)
+        # x_next finite? Its sum of squares (which overflows where its norm does), one read
+        update = math.isfinite(phibar_new + float(torch.dot(x_next, x_next)))
         if not update:
             update = math.isfinite(phibar_new) and bool(torch.isfinite(x_next).all())
             if not update:
