@@ -36,10 +36,11 @@ from ._pattern import (
     Pattern,
     _compress,
     _expand,
+    _tracks_grad,
     index_dtype_for,
     values_of,
 )
-from ._pattern_cache import cached_derived, cached_pattern
+from ._pattern_cache import cached_derived, cached_patterns
 from .validation import (
     COO,
     CSC,
@@ -454,6 +455,8 @@ class _Bilinear(torch.autograd.Function):
 def bilinear(
     plan: _Plan, role: int, role1: int, x1: torch.Tensor, role2: int, x2: torch.Tensor
 ) -> torch.Tensor:
+    if not _tracks_grad(x1, x2):  # nothing to record: the walk, without autograd's cost
+        return _Bilinear.forward(plan, role, role1, x1, role2, x2)
     out: torch.Tensor = _Bilinear.apply(plan, role, role1, x1, role2, x2)
     return out
 
@@ -497,8 +500,11 @@ def sparse_sparse_mm(A: torch.Tensor, B: torch.Tensor) -> torch.Tensor:
     """``A @ B`` for sparse A (COO, CSR) and sparse B (COO, CSR, CSC); see :func:`sparse_mm`."""
     A, B = _check(A, B)
     # kept between calls: the second call with the same patterns does no symbolic work
-    pattern_A, pattern_B = cached_pattern(A), cached_pattern(B)
+    pattern_A, pattern_B = cached_patterns(A, B)
     plan = cached_derived("sparse_mm", (pattern_A, pattern_B), lambda: _Plan(pattern_A, pattern_B))
     values_A, values_B = values_of(A, pattern_A), values_of(B, pattern_B)
-    values: torch.Tensor = _Product.apply(plan, values_A, values_B)
+    if _tracks_grad(values_A, values_B):
+        values: torch.Tensor = _Product.apply(plan, values_A, values_B)
+    else:  # nothing to record: torch's kernel, without autograd's cost
+        values = plan.product(values_A, values_B)
     return plan.output.attach(values)
