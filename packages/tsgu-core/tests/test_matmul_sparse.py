@@ -334,3 +334,53 @@ def test_device_mismatch_is_a_value_error():
     A, B = _pair(torch.sparse_csr, torch.int64, "unbatched")
     with pytest.raises(ValueError, match="must be on the same device"):
         tc.sparse_mm(A, B.to("cuda"))
+
+
+_NO_GRAD_OPS = {
+    "sparse_mm dense": lambda A, B, x: tc.sparse_mm(A, x),
+    "sparse_mm sparse": lambda A, B, x: tc.sparse_mm(A, B),
+    "sparse_add": lambda A, B, x: tc.sparse_add(A, B, 2.0, -0.5),
+    "sparse_add same pattern": lambda A, B, x: tc.sparse_add(A, A, 2.0, -0.5),
+    "triangular": lambda A, B, x: tc.sparse_triangular_solve(
+        tc.sparse_add(A, B), x, upper=False, unitriangular=True
+    ),
+}
+
+
+@pytest.mark.parametrize("op", list(_NO_GRAD_OPS))
+@pytest.mark.parametrize(("layout", "index_dtype"), LAYOUT_INDEX)
+def test_no_grad_calls_give_the_values_of_recorded_ones(op, layout, index_dtype):
+    """Without a graph to record (no_grad, or no input that requires grad) the operations
+    skip autograd's Function: the same values, nothing recorded; a later recorded call on
+    the kept patterns still has its gradients."""
+    clear_pattern_cache()
+    A, B = _pair(layout, index_dtype, "single")
+    values_A, rebuild_A = with_values(A)
+    values_B, rebuild_B = with_values(B)
+    x = torch.randn(12, 2, generator=generator(3), dtype=torch.float64, requires_grad=True)
+    call = _NO_GRAD_OPS[op]
+
+    def dense(out):
+        return out.to_dense() if out.layout != torch.strided else out
+
+    recorded = call(rebuild_A(values_A), rebuild_B(values_B), x)
+    with torch.no_grad():
+        quiet = call(rebuild_A(values_A), rebuild_B(values_B), x)
+    assert not quiet.requires_grad and quiet.grad_fn is None
+    torch.testing.assert_close(dense(quiet), dense(recorded.detach()))
+    plain = call(A, B, x.detach())  # grad enabled, no input that requires grad
+    assert not plain.requires_grad
+    torch.testing.assert_close(dense(plain), dense(recorded.detach()))
+    W = torch.randn(
+        12,
+        12 if op != "sparse_mm dense" and op != "triangular" else 2,
+        generator=generator(4),
+        dtype=torch.float64,
+    )
+    again = call(rebuild_A(values_A), rebuild_B(values_B), x)
+    grads = torch.autograd.grad((dense(again) * W).sum(), (values_A,), allow_unused=True)
+    expected = torch.autograd.grad((dense(recorded) * W).sum(), (values_A,), allow_unused=True)
+    for got, want in zip(grads, expected, strict=True):
+        assert (got is None) == (want is None)
+        if got is not None:
+            torch.testing.assert_close(got, want)

@@ -7,7 +7,8 @@ import torch
 
 import tsgu.core as tc
 from tsgu.core import _pattern_cache
-from tsgu.core._pattern_cache import cached_pattern, clear_pattern_cache
+from tsgu.core._pattern import same_content
+from tsgu.core._pattern_cache import cached_pattern, cached_patterns, clear_pattern_cache
 from tsgu.core.testing import generator
 
 LAYOUT_INDEX = [
@@ -194,3 +195,78 @@ def test_derived_results_are_kept_per_pattern_objects_and_cleared():
     clear_pattern_cache()
     assert cached_derived("op", (p_A, p_B), make) is not first and len(made) == 4
     clear_pattern_cache()
+
+
+@pytest.mark.parametrize(
+    ("a", "b"),
+    [
+        (torch.arange(10), torch.arange(10)),
+        (torch.arange(10), torch.arange(10).flip(0)),
+        (torch.arange(10, dtype=torch.int32), torch.arange(10, dtype=torch.int32)),
+        (torch.arange(10, dtype=torch.int32), torch.arange(10)),  # dtypes differ
+        (torch.arange(10)[::2], torch.arange(10)[::2].clone()),  # not contiguous
+        (torch.arange(12).reshape(2, 6), torch.arange(12).reshape(2, 6)),
+        (torch.arange(12).reshape(2, 6), torch.arange(12).reshape(3, 4)),  # shapes differ
+        (torch.empty(0, dtype=torch.int64), torch.empty(0, dtype=torch.int64)),
+        (torch.tensor([0, 1, 2**40]), torch.tensor([0, 1, 2**40 + 1])),  # a high byte differs
+    ],
+)
+def test_same_content_agrees_with_torch_equal(a, b):
+    expected = a.dtype == b.dtype and a.shape == b.shape and torch.equal(a, b)
+    assert same_content(a, b) == expected
+
+
+def _edit_through(how, col):
+    """Change col's first entry (0 <-> 1, still a valid column) through a tensor that does not
+    share col's version counter, or through col itself."""
+    new = 1 - int(col[0])
+    if how == "numpy":
+        col.numpy()[0] = new
+    elif how == "data":
+        col.data[0] = new
+    elif how == "itself":
+        with torch.no_grad():
+            col[0] = new
+    else:  # the index tensor of another sparse tensor built from col (its own counter)
+        other = tc.sparse_csr_tensor(*how, torch.ones(col.numel(), dtype=torch.float64), (7, 5))
+        with torch.no_grad():
+            other.col_indices()[0] = new
+
+
+@pytest.mark.parametrize("how", ["numpy", "data", "itself", "another tensor"])
+def test_edits_of_constructor_inputs_are_seen_by_the_kept_pattern(how):
+    """tsgu's constructors rebuild A on the same index tensors at every step: however those
+    tensors are edited in place (their own counter, .data, NumPy, another sparse tensor made
+    from them), the next A gets the pattern of its new indices, never the kept one."""
+    clear_pattern_cache()
+    crow, col, values = _parts()
+    row0 = int(crow[1])  # columns of row 0 are col[:row0]; keep them sorted and unique
+    assert row0 == 1 or int(col[1]) > 1  # the fixture's row 0: an edit 0 <-> 1 stays valid
+    values = values.clone().requires_grad_(True)
+    A = tc.sparse_csr_tensor(crow, col, values, (7, 5))
+    first = cached_pattern(A)
+    _check_against_dense(A)
+    _edit_through((crow, col) if how == "another tensor" else how, col)
+    A = tc.sparse_csr_tensor(crow, col, values, (7, 5))
+    assert cached_pattern(A) is not first
+    assert torch.equal(cached_pattern(A).cols, col)
+    _check_against_dense(A)
+
+
+def test_cached_patterns_shares_one_pattern_for_one_index_memory():
+    clear_pattern_cache()
+    crow, col, values = _parts()
+    A = tc.sparse_csr_tensor(crow, col, values, (7, 5))
+    B = tc.sparse_csr_tensor(crow, col, 2 * values, (7, 5))
+    pattern_A, pattern_B = cached_patterns(A, B)
+    assert pattern_A is pattern_B is cached_pattern(A)
+    # the same content on other memory: compared, and the same indices found
+    C = tc.sparse_csr_tensor(crow.clone(), col.clone(), values, (7, 5))
+    pattern_A, pattern_C = cached_patterns(A, C)
+    assert torch.equal(pattern_C.cols, pattern_A.cols)
+    # other indices on other memory: their own pattern
+    crow_D, col_D, values_D = _parts(seed=3)
+    D = tc.sparse_csr_tensor(crow_D, col_D, values_D, (7, 5))
+    pattern_A, pattern_D = cached_patterns(A, D)
+    assert pattern_D is not pattern_A
+    assert torch.equal(pattern_D.cols, col_D)

@@ -238,6 +238,30 @@ def test_missing_diagonal_entry_is_reported():
         )
 
 
+def test_duplicate_diagonal_entries_are_summed_before_the_zero_check():
+    # the diagonal check gathers one entry per row when the pattern has exactly one; with
+    # duplicates it sums them: 1 + (-1) at row 1 is a zero pivot, 1 + 1 is not
+    indices = torch.tensor([[0, 1, 1, 1], [0, 0, 1, 1]])
+    b = torch.ones(2, dtype=torch.float64)
+    singular = torch.sparse_coo_tensor(indices, torch.tensor([2.0, 1.0, 1.0, -1.0]), (2, 2))
+    with pytest.raises(ValueError, match="zero or missing diagonal entry at row 1"):
+        tc.sparse_triangular_solve(singular.double(), b, upper=False)
+    fine = torch.sparse_coo_tensor(indices, torch.tensor([2.0, 1.0, 1.0, 1.0]), (2, 2)).double()
+    X = tc.sparse_triangular_solve(fine, b, upper=False)
+    torch.testing.assert_close(X, torch.linalg.solve(fine.to_dense(), b))
+
+
+def test_diagonal_check_sees_new_values_on_a_kept_pattern():
+    # the pattern (and where its diagonal is) is kept between calls; the values are not
+    crow, col = torch.tensor([0, 1, 3]), torch.tensor([0, 0, 1])
+    b = torch.ones(2, dtype=torch.float64)
+    ok = torch.tensor([2.0, 1.0, 4.0], dtype=torch.float64)
+    tc.sparse_triangular_solve(tc.sparse_csr_tensor(crow, col, ok, (2, 2)), b, upper=False)
+    zero = torch.tensor([2.0, 1.0, 0.0], dtype=torch.float64)
+    with pytest.raises(ValueError, match="zero or missing diagonal entry at row 1"):
+        tc.sparse_triangular_solve(tc.sparse_csr_tensor(crow, col, zero, (2, 2)), b, upper=False)
+
+
 @pytest.mark.parametrize("layout", ["coo-uncoalesced", "csr-unsorted"])
 def test_unsorted_and_duplicate_entries(path, layout):
     # MKL's triangular kernel misreads both (found by the distributions work): tsgu hands it

@@ -20,7 +20,7 @@ from typing import Any
 import torch
 
 from ._compiled.parts import SparseParts, check_parts
-from ._pattern import Pattern, sampled_product, values_of
+from ._pattern import Pattern, _tracks_grad, sampled_product, values_of
 from ._rhs import fold_rhs
 from .validation import COO, CSR, check_dense, check_operand, check_sparse, check_square
 
@@ -266,5 +266,9 @@ def linear_solve(
         pattern = Pattern.of(A)
     values = values_of(A, pattern)
     block, unfold = fold_block(A, B)
-    X: torch.Tensor = _LinearSolve.apply(pattern, values, block, solver, transpose, fn)
+    if _tracks_grad(values, block):
+        X: torch.Tensor = _LinearSolve.apply(pattern, values, block, solver, transpose, fn)
+    else:  # nothing to record: the solve, without autograd's cost
+        with torch.no_grad():
+            X = _solve_checked(solver, block, transpose, fn)
     return unfold(X)

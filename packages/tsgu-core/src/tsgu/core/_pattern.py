@@ -20,6 +20,9 @@ keeping gradients O(nnz): a sparse gradient always has the input's indices, in i
 
 from __future__ import annotations
 
+import ctypes
+import sys
+from collections.abc import Callable
 from functools import cached_property
 from typing import Any
 
@@ -46,6 +49,45 @@ def index_dtype_for(*sizes: int, preferred: torch.dtype) -> torch.dtype:
     if preferred == torch.int32 and max(sizes, default=0) > INT32_MAX:
         return torch.int64
     return preferred
+
+
+def _load_memcmp() -> Callable[[int, int, int], int] | None:
+    """The C library's ``memcmp``, or None where it cannot be found."""
+    try:
+        # the symbols of the running process (the C library among them); Windows: msvcrt
+        library = ctypes.cdll.msvcrt if sys.platform == "win32" else ctypes.CDLL(None)
+        fn = library.memcmp
+    except (OSError, AttributeError):  # pragma: no cover - no C library found
+        return None
+    fn.restype = ctypes.c_int
+    fn.argtypes = (ctypes.c_void_p, ctypes.c_void_p, ctypes.c_size_t)
+    return fn
+
+
+_MEMCMP = _load_memcmp()
+
+
+def same_content(a: torch.Tensor, b: torch.Tensor) -> bool:
+    """Whether index tensors ``a`` and ``b`` hold the same integers (same dtype and shape).
+
+    Contiguous CPU tensors are compared as bytes by the C library's ``memcmp``: the same
+    verdict as :func:`torch.equal` on integers, 4-7x faster (the 1-D Laplacian of
+    N = 32,768: 29 against 200 µs for its CSR indices), which every call on a rebuilt tensor
+    pays. Others go through :func:`torch.equal`.
+    """
+    if a.dtype != b.dtype or a.shape != b.shape:
+        return False
+    if (
+        _MEMCMP is not None
+        and not a.is_floating_point()  # bytes would tell -0.0 from 0.0
+        and a.device.type == "cpu"
+        and b.device.type == "cpu"
+        and a.is_contiguous()
+        and b.is_contiguous()
+    ):
+        size = a.numel() * a.element_size()
+        return size == 0 or _MEMCMP(a.data_ptr(), b.data_ptr(), size) == 0
+    return torch.equal(a, b)
 
 
 def _compress(sorted_rows: torch.Tensor, nrows: int, dtype: torch.dtype) -> torch.Tensor:
@@ -273,6 +315,15 @@ class Pattern:
         return values.new_zeros(self.nrows).index_add_(0, rows, values.index_select(0, where))
 
     @cached_property
+    def one_entry_per_diagonal(self) -> bool:
+        """Whether every row stores exactly one diagonal entry (none missing, no duplicate):
+        then the diagonal is ``values[where]`` in row order of ``diagonal_entries``."""
+        where, rows = self.diagonal_entries
+        if where.numel() != self.nrows:
+            return False
+        return bool((torch.bincount(rows, minlength=self.nrows) == 1).all())
+
+    @cached_property
     def diagonal_entries(self) -> tuple[torch.Tensor, torch.Tensor]:
         """``(where, rows)``: the positions of the stored diagonal entries and their rows,
         found once per pattern (a solve checks its diagonal at every call)."""
@@ -326,7 +377,7 @@ class Pattern:
         return all(
             a.shape == b.shape
             and a.dtype == b.dtype
-            and (a.data_ptr() == b.data_ptr() or torch.equal(a, b))
+            and (a.data_ptr() == b.data_ptr() or same_content(a, b))
             for a, b in zip(theirs, self.index_tensors, strict=True)
         )
 
@@ -465,6 +516,8 @@ def pattern_matmul(pattern: Pattern, values: torch.Tensor, B: torch.Tensor) -> t
     tensor([[1., 0.],
             [1., 1.]])
     """
+    if not _tracks_grad(values, B):  # nothing to record: the kernel, without autograd's cost
+        return _matmul_kernel(pattern, values, B)
     out: torch.Tensor = _PatternMatmul.apply(pattern, values, B)
     return out
 
@@ -485,6 +538,8 @@ def sampled_product(pattern: Pattern, U: torch.Tensor, V: torch.Tensor) -> torch
     >>> sampled_product(Pattern.of(A), U, V)  # (U Vᵀ) at (0, 0), (1, 0), (1, 1)
     tensor([3., 6., 8.])
     """
+    if not _tracks_grad(U, V):
+        return _sampled_kernel(pattern, U, V)
     out: torch.Tensor = _SampledProduct.apply(pattern, U, V)
     return out
 
@@ -606,7 +661,7 @@ def values_of(A: torch.Tensor, pattern: Pattern | None = None) -> torch.Tensor:
     source: torch.Tensor | None = getattr(A, "_tsgu_values", None)
     if source is not None:
         return source.reshape(-1)
-    if not A.requires_grad:
+    if not (A.requires_grad and torch.is_grad_enabled()):
         return _raw_values(A).reshape(-1)
     out: torch.Tensor = _ValuesOf.apply(A, pattern if pattern is not None else Pattern.of(A))
     return out
@@ -629,7 +684,10 @@ def from_values(pattern: Pattern, values: torch.Tensor) -> torch.Tensor:
     """
     if not values.requires_grad:
         return _build(pattern, values)
-    out: torch.Tensor = _FromValues.apply(pattern, values)
+    if not torch.is_grad_enabled():  # no graph to record (Function.apply costs ~40 µs)
+        out = _build(pattern, values.detach())
+    else:
+        out = _FromValues.apply(pattern, values)
     out._tsgu_values = values  # type: ignore[attr-defined]  # read by values_of
     return out
 
@@ -653,6 +711,9 @@ def attach_values(raw: torch.Tensor, values: torch.Tensor) -> torch.Tensor:
     tensor([10.,  1.])
     """
     if not values.requires_grad:
+        return raw
+    if not torch.is_grad_enabled():  # as from_values does without a graph: no pattern needed
+        raw._tsgu_values = values  # type: ignore[attr-defined]  # read by values_of
         return raw
     return from_values(Pattern.of(raw), values)
 

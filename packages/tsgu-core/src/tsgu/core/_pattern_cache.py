@@ -20,8 +20,10 @@ the same indices, at two levels:
   ``torch.sparse_csr_tensor`` build a new A from the same index tensors at every training
   step): a small table keyed by the layout, shape, and the address, dtype and shape of
   every index tensor, which keeps a copy of the indices and hands the pattern back only when
-  the indices still equal that copy (one O(nnz) comparison, no sort). Memory reused or edited
-  in place is thus never mistaken for the cached pattern. At most :data:`_MAX_SHARED` entries
+  the indices still equal that copy (one O(nnz) comparison, no sort: a ``memcmp`` of the two
+  buffers on the CPU, see :func:`same_content`). Memory reused or edited in place, by any
+  means (a version counter torch does not share, ``.data``, a NumPy view), is thus never
+  mistaken for the cached pattern. At most :data:`_MAX_SHARED` entries
   (least recently used dropped first), so at most that many patterns stay alive.
 
 Nothing is stored on the tensor itself (an attribute would travel through ``torch.save``).
@@ -42,11 +44,17 @@ from typing import TypeVar
 
 import torch
 
-from ._pattern import Pattern
+from ._pattern import Pattern, same_content
 from ._structure import _dropper, _index_tensors
 from .validation import COO
 
-__all__ = ["cached_derived", "cached_pattern", "clear_pattern_cache", "forget_pattern"]
+__all__ = [
+    "cached_derived",
+    "cached_pattern",
+    "cached_patterns",
+    "clear_pattern_cache",
+    "forget_pattern",
+]
 
 _T = TypeVar("_T")
 
@@ -117,7 +125,7 @@ def cached_pattern(A: torch.Tensor) -> Pattern:
     pattern: Pattern | None = None
     if shared is not None:
         snapshot, candidate = shared
-        if all(torch.equal(now, copy) for now, copy in zip(index, snapshot, strict=True)):
+        if all(same_content(now, copy) for now, copy in zip(index, snapshot, strict=True)):
             _BY_CONTENT.move_to_end(signature)
             pattern = candidate
     if pattern is None:
@@ -134,6 +142,32 @@ def cached_pattern(A: torch.Tensor) -> Pattern:
     while len(_BY_OBJECT) > _MAX_OBJECTS:  # the oldest first
         del _BY_OBJECT[next(iter(_BY_OBJECT))]
     return pattern
+
+
+def _same_index_memory(A: torch.Tensor, B: torch.Tensor) -> bool:
+    """Whether sparse A and B have one layout, shape and coalesced flag and their index
+    tensors lie at the very same addresses (same dtypes and shapes): the same indices now."""
+    if A.layout != B.layout or A.device != B.device or A.device.type == "meta":
+        return False
+    try:
+        return _signature(A, _index_tensors(A)) == _signature(B, _index_tensors(B))
+    except RuntimeError:  # tensors without storage (traced, fake)
+        return False
+
+
+def cached_patterns(*tensors: torch.Tensor) -> tuple[Pattern, ...]:
+    """:func:`cached_pattern` of each tensor; a tensor on the same index memory as an earlier
+    one (``A @ A`` or ``A + A`` rebuilt from one set of index tensors) gets that one's pattern
+    without comparing its indices with the kept copy again (same memory, same indices)."""
+    out: list[Pattern] = []
+    for i, T in enumerate(tensors):
+        for earlier, pattern in zip(tensors[:i], out, strict=True):
+            if earlier is T or _same_index_memory(earlier, T):
+                out.append(pattern)
+                break
+        else:
+            out.append(cached_pattern(T))
+    return tuple(out)
 
 
 def cached_derived(kind: str, patterns: tuple[Pattern, ...], make: Callable[[], _T]) -> _T:

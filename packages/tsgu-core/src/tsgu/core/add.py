@@ -8,7 +8,7 @@ import torch
 
 from ._assemble import Output, assemble
 from ._pattern import Pattern, from_values, values_of
-from ._pattern_cache import cached_derived, cached_pattern
+from ._pattern_cache import cached_derived, cached_patterns
 from .validation import (
     COO,
     CSR,
@@ -171,7 +171,7 @@ def sparse_add(
     b = _check_scale("beta", beta)
 
     # kept between calls: the union is found once per pair of patterns
-    pattern_A, pattern_B = cached_pattern(A), cached_pattern(B)
+    pattern_A, pattern_B = cached_patterns(A, B)
     values_A = _scaled(values_of(A, pattern_A), a)
     values_B = _scaled(values_of(B, pattern_B), b)
     if pattern_A.same_structure(B):

@@ -36,10 +36,11 @@ from ._pattern import (
     Pattern,
     _compress,
     _expand,
+    _tracks_grad,
     index_dtype_for,
     values_of,
 )
-from ._pattern_cache import cached_derived, cached_pattern
+from ._pattern_cache import cached_derived, cached_patterns
 from .validation import (
     COO,
     CSC,
@@ -51,6 +52,7 @@ from .validation import (
 __all__ = ["sparse_sparse_mm"]
 
 _TRIPLES_PER_CHUNK = 2**20
+_PADDED_TRIPLES = 2**18  # triples per block of the padded walk
 _TABLE_ENTRIES = 2**23
 _PAD_WASTE = 2  # the padded walk runs when padding at most doubles the triples
 _A, _B, _C = 0, 1, 2
@@ -76,7 +78,9 @@ class _Plan:
         self.patterns = (pattern_A, pattern_B)
         crow_A, col_A, self.perm_A = pattern_A.kernel_form
         crow_B, col_B, self.perm_B = pattern_B.kernel_form
-        self.crow_A, self.col_A = crow_A.to(torch.int64), col_A.to(torch.int64)
+        # A's columns only ever index (B's rows): the pattern's own tensor, int32 where it
+        # fits, no copy (an int64 copy was 25 MiB of the plan on the 27-point 50³)
+        self.crow_A, self.col_A = crow_A.to(torch.int64), col_A
         self.crow_B, self.col_B = crow_B.to(torch.int64), col_B.to(torch.int64)
         self.nrows, self.ncols = pattern_A.nrows, pattern_B.ncols
         # set by the first product: C's pattern, row-major with sorted columns
@@ -190,7 +194,13 @@ class _Plan:
 
     @cached_property
     def rows_A(self) -> torch.Tensor:
-        return _expand(self.crow_A, self.col_A.numel(), torch.int64)
+        """The row of each of A's entries in row-major order: the pattern's own row index
+        when its order is row-major (kept by the pattern anyway), else an expansion in
+        A's column dtype. Index it, or convert a slice, before arithmetic."""
+        pattern_A = self.patterns[0]
+        if self.perm_A is None:
+            return pattern_A.rows
+        return _expand(self.crow_A, self.col_A.numel(), self.col_A.dtype)
 
     def rows_C(self, r0: int, r1: int, c0: int, c1: int) -> torch.Tensor:
         """The row of each of C's entries c0..c1 (those of rows r0..r1)."""
@@ -200,15 +210,19 @@ class _Plan:
 
     @cached_property
     def chunks(self) -> tuple[torch.Tensor, list[tuple[int, int]]]:
-        """``(first, [(r0, r1), ...])``: the triples' offsets per A entry, and row chunks."""
+        """``(before, [(r0, r1), ...])``: the number of triples before each row of A (and
+        their total, last), and chunks of rows. Nothing per entry of A is kept (the offsets
+        per entry were 25 MiB on the 27-point 50³: each walk finds its chunk's own)."""
+        device = self.crow_A.device
         counts = self.row_lengths_B.index_select(0, self.col_A)
-        first = torch.zeros(counts.numel() + 1, dtype=torch.int64, device=counts.device)
-        torch.cumsum(counts, 0, out=first[1:])
-        per_row_end = first.index_select(0, self.crow_A)  # triples before each row
+        per_row_end = torch.zeros(self.nrows + 1, dtype=torch.int64, device=device)
+        per_row_end[1:].index_add_(0, self.rows_A, counts)
+        del counts
+        per_row_end = torch.cumsum(per_row_end, 0)  # triples before each row
         # each C row's smallest and largest column: the width of a chunk's lookup table
         big = torch.iinfo(torch.int64).max
-        lo = torch.full((self.nrows,), big, dtype=torch.int64, device=counts.device)
-        hi = torch.full((self.nrows,), -1, dtype=torch.int64, device=counts.device)
+        lo = torch.full((self.nrows,), big, dtype=torch.int64, device=device)
+        hi = torch.full((self.nrows,), -1, dtype=torch.int64, device=device)
         # C's columns are sorted within each row: its first and last entries bound it
         full = self.crow_C[1:] > self.crow_C[:-1]
         first_C = self.crow_C[:-1].clamp(max=max(self.col_C.numel() - 1, 0))
@@ -219,7 +233,7 @@ class _Plan:
         total = int(per_row_end[-1])
         # candidate ends by the triple budget, then cut further for the table budget
         step = _TRIPLES_PER_CHUNK
-        marks = torch.arange(1, max(1, -(-total // step)), device=counts.device) * step
+        marks = torch.arange(1, max(1, -(-total // step)), device=device) * step
         cuts = [*torch.searchsorted(per_row_end, marks).tolist(), self.nrows]
         out: list[tuple[int, int]] = []
         r0 = 0
@@ -234,7 +248,7 @@ class _Plan:
                 r1 = r0 + max(1, fits)
                 out.append((r0, r1))
                 r0 = r1
-        return first, out
+        return per_row_end, out
 
     def triples(self) -> Iterator[tuple[torch.Tensor, torch.Tensor, torch.Tensor]]:
         """The triples ``(a, b, c)`` (row-major entries of A, B, C), a chunk of rows at a time.
@@ -242,7 +256,7 @@ class _Plan:
         C's entry of each triple is looked up in a table over the chunk's rows and column
         range, one buffer reused for every chunk.
         """
-        first, chunks = self.chunks
+        before, chunks = self.chunks
         device = self.col_A.device
         # no chunk reads a table slot it did not write: a reused buffer needs no clearing
         buffer = torch.empty(0, dtype=self.table_dtype, device=device)
@@ -250,16 +264,17 @@ class _Plan:
             e0, e1 = int(self.crow_A[r0]), int(self.crow_A[r1])  # two reads per chunk
             if e0 == e1:
                 continue
-            t0 = int(first[e0])
-            count = int(first[e1]) - t0
+            count = int(before[r1]) - int(before[r0])
             if count == 0:
                 continue
+            # the triples of entries e0..e1: B's row col_A[a] in full for each entry a
+            counts = self.row_lengths_B.index_select(0, self.col_A[e0:e1])
+            first = torch.cumsum(counts, 0) - counts  # triples of the chunk before each entry
             entries = torch.arange(e0, e1, device=device)
-            a = torch.repeat_interleave(
-                entries, first[e0 + 1 : e1 + 1] - first[e0:e1], output_size=count
-            )
-            b = torch.arange(t0, t0 + count, device=device) - first.index_select(0, a)
+            a = torch.repeat_interleave(entries, counts, output_size=count)
+            b = torch.arange(count, device=device) - first.index_select(0, a - e0)
             b += self.crow_B.index_select(0, self.col_A.index_select(0, a))
+            del counts, first
             c0, c1 = int(self.crow_C[r0]), int(self.crow_C[r1])
             cols = self.col_C[c0:c1]
             lo = int(cols.min())
@@ -271,7 +286,7 @@ class _Plan:
             table = buffer[:need]
             slots = torch.arange(c0, c1, device=device, dtype=self.table_dtype)
             table.index_copy_(0, (self.rows_C(r0, r1, c0, c1) - r0) * width + (cols - lo), slots)
-            where = (self.rows_A.index_select(0, a) - r0) * width
+            where = (self.rows_A.index_select(0, a).to(torch.int64) - r0) * width
             where += self.col_B.index_select(0, b) - lo
             c = table.index_select(0, where).to(torch.int64)
             del table, where, slots
@@ -280,7 +295,10 @@ class _Plan:
     @cached_property
     def width(self) -> int:
         """The longest row of B that an entry of A reaches (the padded walk's row width)."""
-        lengths = self.row_lengths_B.index_select(0, self.col_A)
+        # the rows of B that A's columns name (a flag per row of B, not a length per entry)
+        named = torch.zeros(self.row_lengths_B.numel(), dtype=torch.bool, device=self.col_A.device)
+        named.index_put_((self.col_A,), torch.ones((), dtype=torch.bool, device=named.device))
+        lengths = self.row_lengths_B[named]
         return int(lengths.max()) if lengths.numel() else 0
 
     @cached_property
@@ -298,8 +316,8 @@ class _Plan:
         27-point stencil squared), so the map costs one to four bytes per triple. Made once
         per plan by one table walk; every later walk reads it instead of a table.
         """
-        first, chunks = self.chunks
-        total, width, n_A = int(first[-1]), self.width, self.col_A.numel()
+        before, chunks = self.chunks
+        total, width, n_A = int(before[-1]), self.width, self.col_A.numel()
         if total == 0 or n_A * width > _PAD_WASTE * total:
             return None
         longest = int((self.crow_C[1:] - self.crow_C[:-1]).max())
@@ -329,7 +347,7 @@ class _Plan:
             table.index_copy_(0, (rows - r0) * span + (cols - lo), rank.to(dtype))
             k = self.col_A[e0:e1]
             b = (self.crow_B.index_select(0, k)[:, None] + offsets).clamp_(max=last_B)
-            where = (self.rows_A[e0:e1, None] - r0) * span + (
+            where = (self.rows_A[e0:e1, None].to(torch.int64) - r0) * span + (
                 self.col_B.index_select(0, b.view(-1)).view(b.shape) - lo
             )
             valid = offsets < lengths.index_select(0, k)[:, None]
@@ -383,7 +401,9 @@ class _Plan:
             ]
         offsets = torch.arange(width, device=device)
         lengths = self.row_lengths_B
-        step = max(1, _TRIPLES_PER_CHUNK // max(width, 1))
+        # smaller blocks than the table walk's: their five or so (entries x width) temporaries
+        # are the walk's memory, and a block of 2^18 triples costs no measurable time more
+        step = max(1, min(_TRIPLES_PER_CHUNK, _PADDED_TRIPLES) // max(width, 1))
         # a loop over memory-bounded chunks of A's entries, not over rows or entries
         for e0 in range(0, n_A, step):
             e1 = min(n_A, e0 + step)
@@ -454,6 +474,8 @@ class _Bilinear(torch.autograd.Function):
 def bilinear(
     plan: _Plan, role: int, role1: int, x1: torch.Tensor, role2: int, x2: torch.Tensor
 ) -> torch.Tensor:
+    if not _tracks_grad(x1, x2):  # nothing to record: the walk, without autograd's cost
+        return _Bilinear.forward(plan, role, role1, x1, role2, x2)
     out: torch.Tensor = _Bilinear.apply(plan, role, role1, x1, role2, x2)
     return out
 
@@ -497,8 +519,11 @@ def sparse_sparse_mm(A: torch.Tensor, B: torch.Tensor) -> torch.Tensor:
     """``A @ B`` for sparse A (COO, CSR) and sparse B (COO, CSR, CSC); see :func:`sparse_mm`."""
     A, B = _check(A, B)
     # kept between calls: the second call with the same patterns does no symbolic work
-    pattern_A, pattern_B = cached_pattern(A), cached_pattern(B)
+    pattern_A, pattern_B = cached_patterns(A, B)
     plan = cached_derived("sparse_mm", (pattern_A, pattern_B), lambda: _Plan(pattern_A, pattern_B))
     values_A, values_B = values_of(A, pattern_A), values_of(B, pattern_B)
-    values: torch.Tensor = _Product.apply(plan, values_A, values_B)
+    if _tracks_grad(values_A, values_B):
+        values: torch.Tensor = _Product.apply(plan, values_A, values_B)
+    else:  # nothing to record: torch's kernel, without autograd's cost
+        values = plan.product(values_A, values_B)
     return plan.output.attach(values)

@@ -113,7 +113,14 @@ def _solve_kernel(
 
 def _check_diagonal(fn: str, A: torch.Tensor, pattern: Pattern) -> None:
     """A zero or missing diagonal entry is reported, not turned into inf."""
-    zero = pattern.diagonal(stored_values(A).detach().reshape(-1)) == 0
+    values = stored_values(A).detach().reshape(-1)
+    # the common case, one stored entry per diagonal position (found once per pattern): a
+    # gather, no scatter; otherwise (or to name the row) duplicates summed, absent ones zero
+    if pattern.one_entry_per_diagonal:
+        diagonal = values.index_select(0, pattern.diagonal_entries[0])
+        if int(torch.count_nonzero(diagonal)) == diagonal.numel():  # no temporary mask
+            return
+    zero = pattern.diagonal(values) == 0
     if bool(zero.any()):
         first = int(torch.argmax(zero.to(torch.uint8)))
         n = A.shape[-1]
