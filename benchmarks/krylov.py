@@ -47,6 +47,7 @@ own.
 
     python benchmarks/krylov.py [--only cg] [--large] [--compare-to REF] [--threads N]
     python benchmarks/krylov.py --merge   # join the --only parts into results/krylov.csv
+                                          # (rows no part measures again stay as they were)
 """
 
 from __future__ import annotations
@@ -265,19 +266,29 @@ def _extract_ref(ref: str) -> str:
 
 def merge(name: str = "krylov") -> None:
     """Join the partial results of ``--only`` runs (``results/<name>-only-*.csv``, in the
-    order they ran) into ``results/<name>.csv`` and plot the ratios to SciPy."""
+    order they ran) into ``results/<name>.csv`` and plot the ratios to SciPy.
+
+    A row of ``results/<name>.csv`` that no part measures again (same group and method)
+    stays where it was; a part's rows replace those of their group and method, so
+    re-running a few problems updates only their rows."""
     import csv
 
     from _runner import PLOTS, RESULTS
 
     parts = sorted(RESULTS.glob(f"{name}-only-*.csv"), key=lambda p: p.stat().st_mtime)
-    rows: list[dict[str, Any]] = []
+    fresh: list[dict[str, Any]] = []
     for part in parts:
         with open(part, newline="") as fh:
-            rows += list(csv.DictReader(fh))
-    if not rows:
+            fresh += list(csv.DictReader(fh))
+    if not fresh:
         print("nothing to merge")
         return
+    earlier: list[dict[str, Any]] = []
+    if (RESULTS / f"{name}.csv").exists():
+        with open(RESULTS / f"{name}.csv", newline="") as fh:
+            earlier = list(csv.DictReader(fh))
+    new = {(r["group"], r["method"]): r for r in fresh}
+    rows = [new.pop((r["group"], r["method"]), r) for r in earlier] + list(new.values())
     keys: list[str] = []
     for row in rows:
         keys += [k for k in row if k not in keys]
