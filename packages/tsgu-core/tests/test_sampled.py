@@ -32,9 +32,10 @@ def _values(S):
 @pytest.mark.parametrize(("layout", "index_dtype"), LAYOUT_INDEX)
 @pytest.mark.parametrize("batch", BATCH_FORMS)
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
-def test_values_at_the_pattern(layout, index_dtype, batch, dtype):
+@pytest.mark.parametrize("k", [1, 3])  # one column: the product per entry, no sampled_addmm
+def test_values_at_the_pattern(layout, index_dtype, batch, dtype, k):
     A = case("rectangular").make(layout=layout, index_dtype=index_dtype, batch=batch, dtype=dtype)
-    mat1, mat2 = _operands(A, dtype=dtype)
+    mat1, mat2 = _operands(A, k=k, dtype=dtype)
     S = tc.sparse_sampled_mm(A, mat1, mat2)
     assert S.layout == layout and S.shape == A.shape
     if layout == torch.sparse_coo:
