@@ -403,7 +403,7 @@ class _Plan:
         lengths = self.row_lengths_B
         # smaller blocks than the table walk's: their five or so (entries x width) temporaries
         # are the walk's memory, and a block of 2^18 triples costs no measurable time more
-        step = max(1, min(_TRIPLES_PER_CHUNK, _PADDED_TRIPLES) // max(width, 1))
+        step = max(1, _PADDED_TRIPLES // max(width, 1))
         # a loop over memory-bounded chunks of A's entries, not over rows or entries
         for e0 in range(0, n_A, step):
             e1 = min(n_A, e0 + step)
