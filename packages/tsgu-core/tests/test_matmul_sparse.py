@@ -16,6 +16,7 @@ from tsgu.core.testing import (
     assert_error_policy,
     case,
     generator,
+    to_layout,
     tol,
     values_at,
     weighted_sum,
@@ -384,3 +385,86 @@ def test_no_grad_calls_give_the_values_of_recorded_ones(op, layout, index_dtype)
         assert (got is None) == (want is None)
         if got is not None:
             torch.testing.assert_close(got, want)
+
+
+def _aggregation(batch, layout, index_dtype, rows=12, columns=4):
+    # a prolongator with one entry per row (row i in aggregate i // 3), values differ per item
+    gen = generator(5)
+    count = 3 if batch == "batched" else 1
+    dense = torch.zeros(count, rows, columns, dtype=torch.float64)
+    dense[:, torch.arange(rows), torch.arange(rows) // (rows // columns)] = 1 + torch.rand(
+        count, rows, generator=gen, dtype=torch.float64
+    )
+    return to_layout(dense if batch == "batched" else dense[0], layout, index_dtype)
+
+
+@pytest.mark.parametrize(("layout", "index_dtype"), LAYOUT_INDEX)
+@pytest.mark.parametrize("batch", BATCH_FORMS)
+def test_one_entry_of_B_per_entry_of_A_walks_stored_indices(
+    layout, index_dtype, batch, monkeypatch
+):
+    # A @ P with an aggregation P: each entry of A meets one entry of P, so every call after
+    # the first (which finds C's pattern) and every gradient takes the stored-index walk
+    clear_pattern_cache()
+    A = case("nonsymmetric").make(layout=layout, index_dtype=index_dtype, batch=batch)
+    P = _aggregation(batch, layout, index_dtype)
+    walks = []
+    original = matmul_sparse._Plan._walk_one_each
+
+    def counted(self, *args):
+        walks.append(1)
+        return original(self, *args)
+
+    monkeypatch.setattr(matmul_sparse._Plan, "_walk_one_each", counted)
+    values_A, rebuild_A = with_values(A)
+    values_P, rebuild_P = with_values(P)
+    expected = A.to_dense() @ P.to_dense()
+    first = tc.sparse_mm(rebuild_A(values_A), rebuild_P(values_P))
+    assert not walks  # the first call is torch's kernel, which finds C's pattern
+    for _ in range(2):  # a later call: the walk, same values
+        again = tc.sparse_mm(rebuild_A(values_A), rebuild_P(values_P))
+        torch.testing.assert_close(again.detach().to_dense(), expected)
+        torch.testing.assert_close(_flat_values(again), _flat_values(first))
+    assert len(walks) == 2
+    W = torch.randn(expected.shape, generator=generator(6), dtype=torch.float64)
+
+    def f(a, p):
+        return weighted_sum(tc.sparse_mm(rebuild_A(a), rebuild_P(p)), W) ** 2
+
+    assert gradcheck(f, (values_A, values_P))
+    assert gradgradcheck(f, (values_A, values_P))
+    dense_A = A.to_dense().requires_grad_(True)
+    dense_P = P.to_dense().requires_grad_(True)
+    ((dense_A @ dense_P) * W).sum().backward()
+    weighted_sum(tc.sparse_mm(rebuild_A(values_A), rebuild_P(values_P)), W).backward()
+    torch.testing.assert_close(values_A.grad.reshape(-1), values_at(A, dense_A.grad).reshape(-1))
+    torch.testing.assert_close(values_P.grad.reshape(-1), values_at(P, dense_P.grad).reshape(-1))
+    clear_pattern_cache()
+
+
+def test_a_row_of_B_with_two_entries_or_none_takes_the_other_walks(monkeypatch):
+    # one entry per row is what the stored-index walk needs: a row with two, or an empty row
+    # that an entry of A reaches, sends the product back to torch's kernel and the other walks
+    def refuse(self, *args):
+        raise AssertionError("stored-index walk on a B with a longer or an empty row")
+
+    monkeypatch.setattr(matmul_sparse._Plan, "_walk_one_each", refuse)
+    A = case("nonsymmetric").make(layout=torch.sparse_csr, index_dtype=torch.int32)
+    for edit in ((0, 3), (5, None)):  # row 0 gets a second entry; row 5 loses its one
+        clear_pattern_cache()
+        dense = _aggregation("unbatched", torch.sparse_csr, torch.int32).to_dense()
+        row, column = edit
+        if column is None:
+            dense[row] = 0
+        else:
+            dense[row, column] = 2.0
+        P = to_layout(dense, torch.sparse_csr, torch.int32)
+        values_P, rebuild_P = with_values(P)
+        for _ in range(2):
+            C = tc.sparse_mm(A, rebuild_P(values_P))
+            torch.testing.assert_close(C.detach().to_dense(), A.to_dense() @ dense)
+        weighted_sum(C, torch.ones(C.shape, dtype=torch.float64)).backward()
+        torch.testing.assert_close(
+            values_P.grad, values_at(P, A.to_dense().mT @ torch.ones(C.shape).double())
+        )
+    clear_pattern_cache()

@@ -12,7 +12,8 @@ and each of the three bilinear maps has the other two as its derivatives, so one
 (:class:`_Bilinear`) gives every derivative to any order. The symbolic work (C's pattern, the
 chunks, the map from triples to C's entries) is a :class:`_Plan`, kept per pair of patterns
 (:func:`cached_derived`), so a training loop's later calls do none of it. C's values come
-from torch's sparse COO @ COO kernel (the first call also takes C's pattern from it, sorted);
+from torch's sparse COO @ COO kernel (the first call also takes C's pattern from it, sorted),
+or, where every entry of A meets exactly one entry of B (an aggregation P), from the walk;
 the gradients walk the triples. Where padding every row of B to the longest one at most
 doubles the triples, the walk runs over ``(entries of A) x width`` blocks with C's entry
 stored as a 1-4 byte rank in its row (:attr:`_Plan.ranks`): no per-triple index arithmetic
@@ -141,6 +142,9 @@ class _Plan:
         """C's values (sorted row-major): the first call also finds C's pattern."""
         if not self.symbolic_done:
             return self.first_product(values_A, values_B)
+        if self.one_triple_each is not None:  # a gather, a product, a scatter: faster
+            x, y = self.to_row_major(_A, values_A), self.to_row_major(_B, values_B)
+            return self.walk([(_C, _A, x, _B, y)])[0]
         C = self.torch_product(values_A, values_B)
         if C._nnz() == self.col_C.numel():  # the pattern it was first found with
             return C._values()
@@ -356,11 +360,35 @@ class _Plan:
             ranks[e0 * width : e1 * width] = torch.where(valid, found, 0).view(-1)
         return ranks
 
+    @cached_property
+    def one_triple_each(self) -> tuple[torch.Tensor, torch.Tensor] | None:
+        """B's and C's entry of each entry of A, when every entry of A meets exactly one
+        entry of B (the rows of B that A reaches have one entry each, as an aggregation
+        prolongator's do), else ``None``.
+
+        Then the triples are the entries of A themselves and two stored indices (4 bytes
+        each where they fit) replace the padded walk's per-call index arithmetic: A @ P on
+        the 27-point 50³ with a 2x2x2 aggregation P went from 26 ms (torch's kernel) to
+        17 ms, one thread.
+        """
+        ranks = self.ranks
+        n_A, n_B, n_C = self.sizes
+        if ranks is None or self.width != 1 or int(self.chunks[0][-1]) != n_A:
+            return None
+        b = self.crow_B.index_select(0, self.col_A)
+        c = self.crow_C.index_select(0, self.rows_A) + ranks
+        return (
+            b.to(torch.int32) if n_B <= INT32_MAX else b,
+            c.to(torch.int32) if n_C <= INT32_MAX else c,
+        )
+
     def walk(
         self, jobs: list[tuple[int, int, torch.Tensor, int, torch.Tensor]]
     ) -> list[torch.Tensor]:
         """For each job ``(out_role, role1, x1, role2, x2)`` (row-major vectors), the vector
         at out_role's entries of ``Σ x1[role1] * x2[role2]`` over all triples."""
+        if self.one_triple_each is not None:
+            return self._walk_one_each(jobs, *self.one_triple_each)
         if self.ranks is not None:
             return self._walk_padded(jobs, self.ranks)
         sizes = self.sizes
@@ -434,6 +462,30 @@ class _Plan:
                 else:
                     out.index_add_(0, index[role], product.view(-1))
         return [out[:n_B] if job[0] == _B else out for out, job in zip(outs, jobs, strict=True)]
+
+    def _walk_one_each(
+        self,
+        jobs: list[tuple[int, int, torch.Tensor, int, torch.Tensor]],
+        b: torch.Tensor,
+        c: torch.Tensor,
+    ) -> list[torch.Tensor]:
+        """:meth:`walk` when the triples are ``(a, b[a], c[a])``, one per entry of A."""
+        n_A = self.sizes[0]
+        outs = [jobs[0][2].new_zeros(self.sizes[job[0]]) for job in jobs]
+        # blocks of A's entries bound the temporaries, as in the padded walk
+        for e0 in range(0, n_A, _PADDED_TRIPLES):
+            e1 = min(n_A, e0 + _PADDED_TRIPLES)
+            index = (None, b[e0:e1], c[e0:e1])
+            for out, (role, role1, x1, role2, x2) in zip(outs, jobs, strict=True):
+                i1, i2 = index[role1], index[role2]
+                f1 = x1[e0:e1] if i1 is None else x1.index_select(0, i1)
+                f2 = x2[e0:e1] if i2 is None else x2.index_select(0, i2)
+                target = index[role]
+                if target is None:
+                    torch.mul(f1, f2, out=out[e0:e1])
+                else:
+                    out.index_add_(0, target, f1 * f2)
+        return outs
 
 
 def _pad(x: torch.Tensor) -> torch.Tensor:
