@@ -418,7 +418,13 @@ def _plot(name: str, rows: list[dict[str, Any]], columns: Sequence[Column], titl
     except ImportError:
         print("matplotlib is not installed: no plot")
         return
-    plotted = [c for c in columns if c.unit in ("s", "B")]
+    # a column no row measured (a partial run's) gets no panel: a log axis needs a value
+    plotted = [
+        c
+        for c in columns
+        if c.unit in ("s", "B")
+        and any(isinstance(r.get(c.key), (int, float)) and r[c.key] > 0 for r in rows)
+    ]
     if not plotted:
         return
     groups = list(dict.fromkeys(r["group"] for r in rows))

@@ -136,6 +136,8 @@ class _Plan:
         self.col_C = indices[1].to(torch.int32) if narrow else indices[1].clone()
         self.symbolic_done = True
         del indices, C
+        if self.width == 1:  # symbolic work of the first call, not of the second's forward
+            _ = self.one_triple_each
         return values
 
     def product(self, values_A: torch.Tensor, values_B: torch.Tensor) -> torch.Tensor:
