@@ -256,6 +256,10 @@ def _gmres_column(
     reason = "maxiter"
     iterations = 0
     V = B.new_empty(restart + 1, B.shape[0])  # every row used is written first
+    # the cycle's update, next x and next residual: buffers made once per solve, not fresh
+    # pages at every restart (x and r swap with them where a cycle is accepted; empty_like
+    # touches no page before a cycle writes it)
+    step_buf, x_next, r_next = torch.empty_like(B[:, 0]), torch.empty_like(X), torch.empty_like(R)
     for _ in range(s.maxiter):
         if not rnorm > threshold:
             break
@@ -306,17 +310,22 @@ def _gmres_column(
             Hm[: j + 1, j] = torch.tensor(h, dtype=B.dtype)
         gm = torch.tensor(g[:steps], dtype=B.dtype).unsqueeze(-1)
         y = torch.linalg.solve_triangular(Hm, gm, upper=True)[:, 0]
-        X_new = X + precond(torch.mv(V[:steps].T, y).unsqueeze(-1))
-        R_new = B - op.matvec(X_new)
+        step = precond(torch.mv(V[:steps].T, y, out=step_buf).unsqueeze(-1))
+        X_new = torch.add(X, step, out=x_next)
+        R_new = torch.sub(B, op.matvec(X_new, out=r_next), out=r_next)  # b - A x
         rnorm_new = norm_of(R_new)
-        # x itself too: a matrix with no stored entries maps a NaN x to a finite residual
-        ok = math.isfinite(rnorm_new) and bool(torch.isfinite(X_new).all())
+        # x itself too: a matrix with no stored entries maps a NaN x to a finite residual.
+        # A finite sum of squares proves it finite (one read); else entry by entry.
+        flat = X_new.view(-1)
+        ok = math.isfinite(rnorm_new) and (
+            math.isfinite(float(torch.dot(flat, flat))) or bool(torch.isfinite(X_new).all())
+        )
         if ok:
-            X, R, rnorm = X_new, R_new, rnorm_new
+            X, x_next, R, r_next, rnorm = X_new, X, R_new, R, rnorm_new
         else:
             reason = "breakdown: non-finite iterate"
         if callback is not None:
-            callback(rhs.user(X))
+            callback(rhs.user(X.clone()))  # x's storage is reused by later cycles
         if not ok:
             break
     return X, rnorm, iterations, reason

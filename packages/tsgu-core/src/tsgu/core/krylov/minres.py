@@ -13,6 +13,7 @@ from ._common import (
     Start,
     dot,
     finish,
+    norm_of,
     per_column,
     single_column,
     start,
@@ -20,6 +21,12 @@ from ._common import (
 )
 
 __all__ = ["minres"]
+
+# The single-column step's bounds on ||u|| and ||x|| (see _minres_column): a margin for the
+# rounding of the products and sums they bound (relative n u at worst, far below 1%), and
+# the bound on ||x_next|| below which x_next is certainly finite.
+_MARGIN = 1.01
+_CERTAIN = 1e300
 
 
 def minres(
@@ -247,7 +254,15 @@ def _minres_column(
     # never applied to the vector, so w's recurrence is two fused passes, not three.
     u, u2 = torch.zeros_like(x), torch.zeros_like(x)
     scale = scale2 = 1.0
-    av, x_next = torch.empty_like(x), torch.empty_like(x)
+    av = torch.empty_like(x)
+    x_next: torch.Tensor | None = None  # made where a step cannot be proven finite
+    # x_next = x + step u is finite, by the triangle inequality, where the bound below on its
+    # norm is under _CERTAIN (and phibar finite): then x is updated in place, with no pass
+    # to check it and no second x in the caches. Without M the norm of y_old (r) is beta,
+    # exact up to the rounding _MARGIN covers, so u_bound >= ||u|| and x_bound >= ||x||;
+    # with M it is not known and every step takes the exact check, as before.
+    u_bound = u2_bound = 0.0
+    x_bound = norm_of(x) * _MARGIN if identity else math.inf
     phibar = beta
     oldb = dbar = epsln = sn = 0.0
     cs = -1.0
@@ -284,19 +299,35 @@ def _minres_column(
         phibar_new = sn * phibar
         # w = (v - oldeps w1 - delta w2) / gamma with v = y_old / beta, into the oldest w's
         # storage: u = y_old - beta oldeps w1 - beta delta w2, w = u / (beta gamma)
-        (u1, scale1), (u2, scale2) = (u2, scale2), (u, scale)
-        u = torch.add(y_old, u1, alpha=-oldeps * scale1 * beta_v, out=u1)
-        u.add_(u2, alpha=-delta * scale2 * beta_v)
+        (u1, scale1, u1_bound), (u2, scale2, u2_bound) = (u2, scale2, u2_bound), (u, scale, u_bound)
+        a, b = -oldeps * scale1 * beta_v, -delta * scale2 * beta_v
+        u = torch.add(y_old, u1, alpha=a, out=u1)
+        u.add_(u2, alpha=b)
         scale = inv_beta / gamma
-        torch.add(x, u, alpha=phi * scale, out=x_next)
-        # x_next finite? Its sum of squares (which overflows where its norm does), one read
-        update = math.isfinite(phibar_new + float(torch.dot(x_next, x_next)))
-        if not update:
-            update = math.isfinite(phibar_new) and bool(torch.isfinite(x_next).all())
+        step = phi * scale
+        u_bound = (oldb + abs(a) * u1_bound + abs(b) * u2_bound) * _MARGIN
+        x_next_bound = (x_bound + abs(step) * u_bound) * _MARGIN
+        if x_next_bound < _CERTAIN and math.isfinite(phibar_new):
+            x.add_(u, alpha=step)  # certainly finite
+            update = True
+        else:
+            if x_next is None:
+                x_next = torch.empty_like(x)
+            torch.add(x, u, alpha=step, out=x_next)
+            # x_next finite? Its sum of squares (which overflows where its norm does)
+            x_squared = float(torch.dot(x_next, x_next))
+            update = math.isfinite(phibar_new + x_squared)
             if not update:
-                reason = "breakdown: non-finite iterate"
+                update = math.isfinite(phibar_new) and bool(torch.isfinite(x_next).all())
+                if not update:
+                    reason = "breakdown: non-finite iterate"
+            elif identity:  # the bounds afresh, from the exact norms
+                x_next_bound = math.sqrt(x_squared) * _MARGIN
+                u_bound = norm_of(u) * _MARGIN
+            if update:
+                x, x_next = x_next, x
         if update:
-            x, x_next = x_next, x
+            x_bound = x_next_bound
             phibar = phibar_new
         # beta = 0: the Krylov space is exhausted and the solution exact.
         active = update and phibar > threshold and beta > 0
