@@ -390,8 +390,10 @@ def _matmul_kernel(pattern: Pattern, values: torch.Tensor, B: torch.Tensor) -> t
     A = torch.sparse_csr_tensor(
         crow, col, values, (pattern.nrows, pattern.ncols), check_invariants=False
     )
-    # torch dispatches to MKL (CPU) or cuSPARSE (CUDA) for CSR @ dense; a single column
-    # goes through the matrix-vector kernel, faster than a one-column product.
+    # torch dispatches to MKL (CPU) or cuSPARSE (CUDA) for CSR @ dense; a vector or a single
+    # column goes through the matrix-vector kernel, faster than a one-column product.
+    if B.dim() == 1:
+        return torch.mv(A, B)
     if B.shape[1] == 1:
         return torch.mv(A, B[:, 0]).unsqueeze(1)
     if _MKL_CPU and B.device.type == "cpu" and not _tracks_grad(values, B):
@@ -420,11 +422,13 @@ def _tracks_grad(*tensors: torch.Tensor) -> bool:
 
 
 def _sampled_kernel(pattern: Pattern, U: torch.Tensor, V: torch.Tensor) -> torch.Tensor:
-    if U.shape[1] == 1:
-        # One column (a matrix-vector product's gradient): one product per entry, the same
-        # bits as sampled_addmm's, which takes about 5x as long for it on the CPU (0.48 against
-        # 0.1 ms for the 1-D Laplacian of N = 32,768).
-        return U[:, 0].index_select(0, pattern.rows) * V[:, 0].index_select(0, pattern.cols)
+    if U.dim() == 1 or U.shape[1] == 1:
+        # Vectors or one column (a matrix-vector product's gradient): one product per entry,
+        # the same bits as sampled_addmm's, which takes about 5x as long for it on the CPU
+        # (0.48 against 0.1 ms for the 1-D Laplacian of N = 32,768). The product goes into
+        # the first gather's fresh buffer: one allocation and one pass fewer.
+        u, v = (U, V) if U.dim() == 1 else (U[:, 0], V[:, 0])
+        return u.index_select(0, pattern.rows).mul_(v.index_select(0, pattern.cols))
     crow, transposed = pattern.crow, pattern._transposed
     if crow is None and transposed is not None and transposed.crow is not None:
         # Column-major order (CSC): the transpose is row-major, and <U[r], V[c]> is symmetric.
@@ -507,7 +511,8 @@ class _SampledProduct(torch.autograd.Function):
 
 
 def pattern_matmul(pattern: Pattern, values: torch.Tensor, B: torch.Tensor) -> torch.Tensor:
-    """``A @ B`` for the folded matrix ``A`` with ``values`` at ``pattern``; B is 2D.
+    """``A @ B`` for the folded matrix ``A`` with ``values`` at ``pattern``; B is 2D, or 1D
+    (a vector: then so is the result).
 
     Differentiable in ``values`` and ``B``, to any order: its backward is
     :func:`sampled_product` (for the values) and itself on the transposed pattern (for B).
@@ -528,7 +533,8 @@ def pattern_matmul(pattern: Pattern, values: torch.Tensor, B: torch.Tensor) -> t
 
 
 def sampled_product(pattern: Pattern, U: torch.Tensor, V: torch.Tensor) -> torch.Tensor:
-    """``(U @ V.T)[row_k, col_k]`` for every stored entry k of ``pattern``; U, V are 2D.
+    """``(U @ V.T)[row_k, col_k]`` for every stored entry k of ``pattern``; U, V are 2D, or
+    both 1D (vectors: ``U[row_k] * V[col_k]``).
 
     Differentiable in ``U`` and ``V``, to any order. O(nnz) memory beyond the output. This
     is the sparse gradient of every product and solve: for ``C = A @ B``,
