@@ -289,3 +289,28 @@ def test_vector_products_match_one_column_and_differentiate(layout, index_dtype,
     assert gradgradcheck(lambda v, b: ext.pattern_matmul(pattern, v, b), (values, x))
     assert gradcheck(lambda a, b: ext.sampled_product(pattern, a, b), (u, x))
     assert gradgradcheck(lambda a, b: ext.sampled_product(pattern, a, b), (u, x))
+
+
+def test_functions_skip_the_signature_binding_outside_transforms(monkeypatch):
+    # tsgu's Functions go straight to autograd's apply (Function.apply binds the arguments
+    # to forward's signature at every call); under a functorch transform they take
+    # Function.apply, which those transforms need
+    calls = []
+    original = torch.autograd.Function.apply.__func__
+
+    def counting(cls, *args, **kwargs):
+        calls.append(cls.__name__)
+        return original(cls, *args, **kwargs)
+
+    monkeypatch.setattr(torch.autograd.Function, "apply", classmethod(counting))
+    A = case("nonsymmetric").make(layout=torch.sparse_csr, index_dtype=torch.int32)
+    pattern = ext.Pattern.of(A)
+    x = torch.randn(A.shape[-1], generator=generator(2), dtype=torch.float64)
+    values = ext.stored_values(A).reshape(-1).clone().requires_grad_(True)
+    ext.pattern_matmul(pattern, values, x).square().sum().backward()
+    assert calls == []
+    expected = 2 * ext.sampled_product(pattern, A.to_dense() @ x, x)
+    torch.testing.assert_close(values.grad, expected)
+    grad = torch.func.grad(lambda v: ext.pattern_matmul(pattern, v, x).square().sum())
+    torch.testing.assert_close(grad(values.detach()), expected)
+    assert "_PatternMatmul" in calls

@@ -27,6 +27,7 @@ from functools import cached_property
 from typing import Any
 
 import torch
+from torch._functorch.utils import unwrap_dead_wrappers as _unwrap_dead_wrappers
 
 from .validation import COO, CSC, CSR
 
@@ -416,6 +417,22 @@ def _new_output(B: torch.Tensor, nrows: int) -> torch.Tensor:
     return B.new_empty((nrows, B.shape[1]))
 
 
+def apply_function(function: type[torch.autograd.Function], *args: Any) -> Any:
+    """``function.apply(*args)``, without binding ``args`` to ``forward``'s signature.
+
+    ``Function.apply`` runs ``inspect.signature(forward).bind`` at every call of a Function
+    with a ``setup_context`` (to fill in default arguments): 20-40 µs a call, often more than
+    the operation itself on small inputs. tsgu's Functions take positional arguments only,
+    without defaults, so the binding changes nothing: they go straight to autograd's own
+    ``apply``, except under functorch transforms or torch.compile, which take the usual path.
+    """
+    if torch._C._are_functorch_transforms_active() or torch.compiler.is_compiling():
+        return function.apply(*args)
+    # tensors that outlived a functorch transform are unwrapped, as Function.apply does
+    args = _unwrap_dead_wrappers(args)
+    return super(torch.autograd.Function, function).apply(*args)  # type: ignore[misc]
+
+
 def _tracks_grad(*tensors: torch.Tensor) -> bool:
     """Whether autograd would record an op on ``tensors`` (``out=`` ops refuse that)."""
     return torch.is_grad_enabled() and any(t.requires_grad for t in tensors)
@@ -528,7 +545,7 @@ def pattern_matmul(pattern: Pattern, values: torch.Tensor, B: torch.Tensor) -> t
     """
     if not _tracks_grad(values, B):  # nothing to record: the kernel, without autograd's cost
         return _matmul_kernel(pattern, values, B)
-    out: torch.Tensor = _PatternMatmul.apply(pattern, values, B)
+    out: torch.Tensor = apply_function(_PatternMatmul, pattern, values, B)
     return out
 
 
@@ -551,7 +568,7 @@ def sampled_product(pattern: Pattern, U: torch.Tensor, V: torch.Tensor) -> torch
     """
     if not _tracks_grad(U, V):
         return _sampled_kernel(pattern, U, V)
-    out: torch.Tensor = _SampledProduct.apply(pattern, U, V)
+    out: torch.Tensor = apply_function(_SampledProduct, pattern, U, V)
     return out
 
 
@@ -670,11 +687,13 @@ def values_of(A: torch.Tensor, pattern: Pattern | None = None) -> torch.Tensor:
            values=tensor([4., 2., 6.]), size=(2, 2), nnz=3, layout=torch.sparse_csr)
     """
     source: torch.Tensor | None = getattr(A, "_tsgu_values", None)
-    if source is not None:
-        return source.reshape(-1)
+    if source is not None:  # a flat source as it is: a view would add a node to the graph
+        return source if source.dim() == 1 else source.reshape(-1)
     if not (A.requires_grad and torch.is_grad_enabled()):
         return _raw_values(A).reshape(-1)
-    out: torch.Tensor = _ValuesOf.apply(A, pattern if pattern is not None else Pattern.of(A))
+    if pattern is None:
+        pattern = Pattern.of(A)
+    out: torch.Tensor = apply_function(_ValuesOf, A, pattern)
     return out
 
 
@@ -698,7 +717,7 @@ def from_values(pattern: Pattern, values: torch.Tensor) -> torch.Tensor:
     if not torch.is_grad_enabled():  # no graph to record (Function.apply costs ~40 µs)
         out = _build(pattern, values.detach())
     else:
-        out = _FromValues.apply(pattern, values)
+        out = apply_function(_FromValues, pattern, values)
     out._tsgu_values = values  # type: ignore[attr-defined]  # read by values_of
     return out
 
