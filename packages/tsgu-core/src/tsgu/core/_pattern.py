@@ -687,8 +687,10 @@ def values_of(A: torch.Tensor, pattern: Pattern | None = None) -> torch.Tensor:
            values=tensor([4., 2., 6.]), size=(2, 2), nnz=3, layout=torch.sparse_csr)
     """
     source: torch.Tensor | None = getattr(A, "_tsgu_values", None)
-    if source is not None:  # a flat source as it is: a view would add a node to the graph
-        return source if source.dim() == 1 else source.reshape(-1)
+    if source is not None:
+        # a view even when flat already: torch's AccumulateGrad takes a gradient that only
+        # this view's node holds as it is, where it would copy the caller's own tensor
+        return source.reshape(-1)
     if not (A.requires_grad and torch.is_grad_enabled()):
         return _raw_values(A).reshape(-1)
     if pattern is None:
