@@ -245,3 +245,56 @@ def test_merge_of_sorted_keys_matches_a_sort():
         expected, inverse = torch.unique(torch.cat([a, b]), sorted=True, return_inverse=True)
         assert torch.equal(union, expected)
         assert torch.equal(where, inverse)
+
+
+def _disjoint_pair():
+    # the benchmark's union: a tridiagonal A and a second superdiagonal B (no shared entry)
+    i = torch.arange(8)
+    A = torch.sparse_coo_tensor(torch.stack([i, i]), torch.ones(8), (8, 8)).coalesce()
+    j = torch.arange(6)
+    B = torch.sparse_coo_tensor(torch.stack([j, j + 2]), torch.ones(6), (8, 8)).coalesce()
+    return A.double().to_sparse_csr(), B.double().to_sparse_csr()
+
+
+def _triplicate_pair():
+    # an uncoalesced COO A with three values in one slot, and a B sharing that slot
+    A = torch.sparse_coo_tensor(torch.tensor([[1, 0, 1, 1], [0, 1, 0, 0]]), torch.ones(4), (2, 2))
+    B = torch.tensor([[0.0, 0.0], [7.0, 1.0]]).to_sparse()
+    return A.double(), B.double()
+
+
+def _padded_pair():
+    dense_A = torch.zeros(2, 3, 3, dtype=torch.float64)
+    dense_A[0, 0, 0] = dense_A[1, 2, 2] = 1.0
+    dense_B = torch.zeros(2, 3, 3, dtype=torch.float64)
+    dense_B[0, 0, 0] = dense_B[1, 1, 2] = 2.0
+    return dense_A.to_sparse_csr(), dense_B.to_sparse_csr()
+
+
+@pytest.mark.parametrize(
+    ("make", "gathers", "adds"),
+    [
+        pytest.param(_disjoint_pair, True, False, id="disjoint"),
+        pytest.param(
+            lambda: _pair(torch.sparse_csr, torch.int32, "unbatched"), True, True, id="overlap"
+        ),
+        pytest.param(_triplicate_pair, True, True, id="coo-duplicates"),
+        pytest.param(_padded_pair, False, True, id="batched-csr-padding"),
+    ],
+)
+def test_placing_values_is_the_scatter_add_bit_for_bit(make, gathers, adds):
+    # the output's values are a gather (plus an add of the entries that share a slot):
+    # the same bits, in the same order of addition, as a scatter-add into zeros
+    from tsgu.core.add import _Union
+    from tsgu.core.extend import Pattern
+
+    A, B = make()
+    union = _Union(Pattern.of(A), Pattern.of(B))
+    assert (union.first is not None) == gathers
+    assert (union.first is None or union.rest is not None) == adds
+    both = torch.randn(union.where.numel(), generator=generator(5), dtype=torch.float64) / 3
+    expected = both.new_zeros(union.output.nnz).index_add(0, union.where, both)
+    assert torch.equal(union.place(both), expected)
+    both.requires_grad_(True)
+    assert gradcheck(union.place, (both,))
+    assert gradgradcheck(union.place, (both,))

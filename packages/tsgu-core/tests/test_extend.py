@@ -257,3 +257,60 @@ def test_pattern_diagonal_and_transpose(layout, index_dtype, batch):
         crow, col = indices
         T = torch.sparse_csr_tensor(crow, col, values[perm].reshape(col.shape), A.shape)
     torch.testing.assert_close(T.to_dense(), D.mT)
+
+
+@pytest.mark.parametrize(
+    ("layout", "index_dtype"),
+    [*LAYOUT_INDEX, pytest.param(torch.sparse_csc, torch.int32, id="csc-int32")],
+)
+@pytest.mark.parametrize("batch", BATCH_FORMS)
+def test_vector_products_match_one_column_and_differentiate(layout, index_dtype, batch):
+    # pattern_matmul and sampled_product take vectors as well as (n, 1) columns: the same
+    # bits, 1D results, and gradients (first and second order) in every argument
+    A = case("nonsymmetric").make(layout=layout, index_dtype=index_dtype, batch=batch)
+    pattern = ext.Pattern.of(A)
+    values = ext.stored_values(A).reshape(-1).clone()
+    gen = generator(7)
+    x = torch.randn(pattern.ncols, generator=gen, dtype=torch.float64)
+    u = torch.randn(pattern.nrows, generator=gen, dtype=torch.float64)
+    y = ext.pattern_matmul(pattern, values, x)
+    assert y.shape == (pattern.nrows,)
+    assert torch.equal(y, ext.pattern_matmul(pattern, values, x[:, None])[:, 0])
+    dense = torch.block_diag(*A.to_dense().reshape(-1, *A.shape[-2:]))
+    torch.testing.assert_close(y, dense @ x)
+    s = ext.sampled_product(pattern, u, x)
+    assert s.shape == (pattern.nnz,)
+    assert torch.equal(s, ext.sampled_product(pattern, u[:, None], x[:, None]))
+    torch.testing.assert_close(s, (u[:, None] * x[None, :])[pattern.rows, pattern.cols])
+    values.requires_grad_(True)
+    x.requires_grad_(True)
+    u.requires_grad_(True)
+    assert gradcheck(lambda v, b: ext.pattern_matmul(pattern, v, b), (values, x))
+    assert gradgradcheck(lambda v, b: ext.pattern_matmul(pattern, v, b), (values, x))
+    assert gradcheck(lambda a, b: ext.sampled_product(pattern, a, b), (u, x))
+    assert gradgradcheck(lambda a, b: ext.sampled_product(pattern, a, b), (u, x))
+
+
+def test_functions_skip_the_signature_binding_outside_transforms(monkeypatch):
+    # tsgu's Functions go straight to autograd's apply (Function.apply binds the arguments
+    # to forward's signature at every call); under a functorch transform they take
+    # Function.apply, which those transforms need
+    calls = []
+    original = torch.autograd.Function.apply.__func__
+
+    def counting(cls, *args, **kwargs):
+        calls.append(cls.__name__)
+        return original(cls, *args, **kwargs)
+
+    monkeypatch.setattr(torch.autograd.Function, "apply", classmethod(counting))
+    A = case("nonsymmetric").make(layout=torch.sparse_csr, index_dtype=torch.int32)
+    pattern = ext.Pattern.of(A)
+    x = torch.randn(A.shape[-1], generator=generator(2), dtype=torch.float64)
+    values = ext.stored_values(A).reshape(-1).clone().requires_grad_(True)
+    ext.pattern_matmul(pattern, values, x).square().sum().backward()
+    assert calls == []
+    expected = 2 * ext.sampled_product(pattern, A.to_dense() @ x, x)
+    torch.testing.assert_close(values.grad, expected)
+    grad = torch.func.grad(lambda v: ext.pattern_matmul(pattern, v, x).square().sum())
+    torch.testing.assert_close(grad(values.detach()), expected)
+    assert "_PatternMatmul" in calls

@@ -30,6 +30,12 @@ import torch
 
 from .validation import COO, CSC, CSR
 
+_unwrap_dead_wrappers: Callable[..., Any] | None
+try:  # private to torch: a torch without it takes Function.apply's usual path (apply_function)
+    from torch._functorch.utils import unwrap_dead_wrappers as _unwrap_dead_wrappers
+except ImportError:  # pragma: no cover - the torch this was written on (2.13) has it
+    _unwrap_dead_wrappers = None
+
 # Upper bound on the bytes of one gathered (chunk x k) block in the gather-based sampled
 # product: it keeps the intermediate memory O(chunk*k) instead of O(nnz*k).
 _GATHER_CHUNK_BYTES = 32 * 2**20
@@ -390,8 +396,10 @@ def _matmul_kernel(pattern: Pattern, values: torch.Tensor, B: torch.Tensor) -> t
     A = torch.sparse_csr_tensor(
         crow, col, values, (pattern.nrows, pattern.ncols), check_invariants=False
     )
-    # torch dispatches to MKL (CPU) or cuSPARSE (CUDA) for CSR @ dense; a single column
-    # goes through the matrix-vector kernel, faster than a one-column product.
+    # torch dispatches to MKL (CPU) or cuSPARSE (CUDA) for CSR @ dense; a vector or a single
+    # column goes through the matrix-vector kernel, faster than a one-column product.
+    if B.dim() == 1:
+        return torch.mv(A, B)
     if B.shape[1] == 1:
         return torch.mv(A, B[:, 0]).unsqueeze(1)
     if _MKL_CPU and B.device.type == "cpu" and not _tracks_grad(values, B):
@@ -414,17 +422,39 @@ def _new_output(B: torch.Tensor, nrows: int) -> torch.Tensor:
     return B.new_empty((nrows, B.shape[1]))
 
 
+def apply_function(function: type[torch.autograd.Function], *args: Any) -> Any:
+    """``function.apply(*args)``, without binding ``args`` to ``forward``'s signature.
+
+    ``Function.apply`` runs ``inspect.signature(forward).bind`` at every call of a Function
+    with a ``setup_context`` (to fill in default arguments): 20-40 µs a call, often more than
+    the operation itself on small inputs. tsgu's Functions take positional arguments only,
+    without defaults, so the binding changes nothing: they go straight to autograd's own
+    ``apply``, except under functorch transforms or torch.compile, which take the usual path.
+    """
+    if (
+        _unwrap_dead_wrappers is None
+        or torch._C._are_functorch_transforms_active()
+        or torch.compiler.is_compiling()
+    ):
+        return function.apply(*args)
+    # tensors that outlived a functorch transform are unwrapped, as Function.apply does
+    args = _unwrap_dead_wrappers(args)
+    return super(torch.autograd.Function, function).apply(*args)  # type: ignore[misc]
+
+
 def _tracks_grad(*tensors: torch.Tensor) -> bool:
     """Whether autograd would record an op on ``tensors`` (``out=`` ops refuse that)."""
     return torch.is_grad_enabled() and any(t.requires_grad for t in tensors)
 
 
 def _sampled_kernel(pattern: Pattern, U: torch.Tensor, V: torch.Tensor) -> torch.Tensor:
-    if U.shape[1] == 1:
-        # One column (a matrix-vector product's gradient): one product per entry, the same
-        # bits as sampled_addmm's, which takes about 5x as long for it on the CPU (0.48 against
-        # 0.1 ms for the 1-D Laplacian of N = 32,768).
-        return U[:, 0].index_select(0, pattern.rows) * V[:, 0].index_select(0, pattern.cols)
+    if U.dim() == 1 or U.shape[1] == 1:
+        # Vectors or one column (a matrix-vector product's gradient): one product per entry,
+        # the same bits as sampled_addmm's, which takes about 5x as long for it on the CPU
+        # (0.48 against 0.1 ms for the 1-D Laplacian of N = 32,768). The product goes into
+        # the first gather's fresh buffer: one allocation and one pass fewer.
+        u, v = (U, V) if U.dim() == 1 else (U[:, 0], V[:, 0])
+        return u.index_select(0, pattern.rows).mul_(v.index_select(0, pattern.cols))
     crow, transposed = pattern.crow, pattern._transposed
     if crow is None and transposed is not None and transposed.crow is not None:
         # Column-major order (CSC): the transpose is row-major, and <U[r], V[c]> is symmetric.
@@ -507,7 +537,8 @@ class _SampledProduct(torch.autograd.Function):
 
 
 def pattern_matmul(pattern: Pattern, values: torch.Tensor, B: torch.Tensor) -> torch.Tensor:
-    """``A @ B`` for the folded matrix ``A`` with ``values`` at ``pattern``; B is 2D.
+    """``A @ B`` for the folded matrix ``A`` with ``values`` at ``pattern``; B is 2D, or 1D
+    (a vector: then so is the result).
 
     Differentiable in ``values`` and ``B``, to any order: its backward is
     :func:`sampled_product` (for the values) and itself on the transposed pattern (for B).
@@ -523,12 +554,13 @@ def pattern_matmul(pattern: Pattern, values: torch.Tensor, B: torch.Tensor) -> t
     """
     if not _tracks_grad(values, B):  # nothing to record: the kernel, without autograd's cost
         return _matmul_kernel(pattern, values, B)
-    out: torch.Tensor = _PatternMatmul.apply(pattern, values, B)
+    out: torch.Tensor = apply_function(_PatternMatmul, pattern, values, B)
     return out
 
 
 def sampled_product(pattern: Pattern, U: torch.Tensor, V: torch.Tensor) -> torch.Tensor:
-    """``(U @ V.T)[row_k, col_k]`` for every stored entry k of ``pattern``; U, V are 2D.
+    """``(U @ V.T)[row_k, col_k]`` for every stored entry k of ``pattern``; U, V are 2D, or
+    both 1D (vectors: ``U[row_k] * V[col_k]``).
 
     Differentiable in ``U`` and ``V``, to any order. O(nnz) memory beyond the output. This
     is the sparse gradient of every product and solve: for ``C = A @ B``,
@@ -545,7 +577,7 @@ def sampled_product(pattern: Pattern, U: torch.Tensor, V: torch.Tensor) -> torch
     """
     if not _tracks_grad(U, V):
         return _sampled_kernel(pattern, U, V)
-    out: torch.Tensor = _SampledProduct.apply(pattern, U, V)
+    out: torch.Tensor = apply_function(_SampledProduct, pattern, U, V)
     return out
 
 
@@ -665,10 +697,14 @@ def values_of(A: torch.Tensor, pattern: Pattern | None = None) -> torch.Tensor:
     """
     source: torch.Tensor | None = getattr(A, "_tsgu_values", None)
     if source is not None:
+        # a view even when flat already: torch's AccumulateGrad takes a gradient that only
+        # this view's node holds as it is, where it would copy the caller's own tensor
         return source.reshape(-1)
     if not (A.requires_grad and torch.is_grad_enabled()):
         return _raw_values(A).reshape(-1)
-    out: torch.Tensor = _ValuesOf.apply(A, pattern if pattern is not None else Pattern.of(A))
+    if pattern is None:
+        pattern = Pattern.of(A)
+    out: torch.Tensor = apply_function(_ValuesOf, A, pattern)
     return out
 
 
@@ -692,7 +728,7 @@ def from_values(pattern: Pattern, values: torch.Tensor) -> torch.Tensor:
     if not torch.is_grad_enabled():  # no graph to record (Function.apply costs ~40 µs)
         out = _build(pattern, values.detach())
     else:
-        out = _FromValues.apply(pattern, values)
+        out = apply_function(_FromValues, pattern, values)
     out._tsgu_values = values  # type: ignore[attr-defined]  # read by values_of
     return out
 

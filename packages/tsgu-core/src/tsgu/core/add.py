@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import numbers
+from typing import Any
 
 import torch
 
 from ._assemble import Output, assemble
-from ._pattern import Pattern, from_values, values_of
+from ._pattern import Pattern, apply_function, from_values, values_of
 from ._pattern_cache import cached_derived, cached_patterns
 from .validation import (
     COO,
@@ -179,9 +180,7 @@ def sparse_add(
     union = cached_derived(
         "sparse_add", (pattern_A, pattern_B), lambda: _Union(pattern_A, pattern_B)
     )
-    both = torch.cat([values_A, values_B])
-    values = both.new_zeros(union.output.nnz).index_add(0, union.where, both)
-    return union.output.attach(values)
+    return union.output.attach(union.place(torch.cat([values_A, values_B])))
 
 
 class _Union:
@@ -196,3 +195,52 @@ class _Union:
         # the slots are folded into where each input value goes: the output takes them in order
         self.where = inverse if slot is None else slot.index_select(0, inverse)
         self.output = Output(index_tensors, None, nnz, pattern_A.shape, layout)
+        # When every output slot receives a value, the output is a gather: ``first[s]`` is
+        # the first input value (in A-then-B order) that lands in slot s; the others
+        # (entries of both patterns, COO duplicates) are added after it, in that order, as
+        # a scatter-add into zeros would. A gather is about 3x as fast as a scatter-add.
+        order = torch.sort(self.where, stable=True)[1]
+        landed = self.where.index_select(0, order)
+        is_first = torch.ones_like(landed, dtype=torch.bool)
+        is_first[1:] = landed[1:] != landed[:-1]
+        first = order[is_first]
+        self.first: torch.Tensor | None = first if first.numel() == nnz else None
+        rest = order[~is_first]
+        self.rest: torch.Tensor | None = rest if rest.numel() else None
+        self.rest_where = self.where.index_select(0, rest)
+
+    def place(self, both: torch.Tensor) -> torch.Tensor:
+        """The output's values from ``both`` (A's values, then B's), entries that share a
+        slot summed; differentiable, with the gradient of a scatter-add (a gather)."""
+        if self.first is None:  # slots that no value reaches (a batched CSR's padding)
+            return both.new_zeros(self.output.nnz).index_add(0, self.where, both)
+        if not (both.requires_grad and torch.is_grad_enabled()):
+            return self._gather(both)
+        out: torch.Tensor = apply_function(_Place, self, both)
+        return out
+
+    def _gather(self, both: torch.Tensor) -> torch.Tensor:
+        assert self.first is not None
+        values = both.index_select(0, self.first)
+        if self.rest is None:
+            return values
+        return values.index_add_(0, self.rest_where, both.index_select(0, self.rest))
+
+
+class _Place(torch.autograd.Function):
+    """``_Union.place`` as a gather forward; backward, each value's slot's gradient (what
+    autograd would give a scatter-add, and not the scatter-add into zeros it would give a
+    gather)."""
+
+    @staticmethod
+    def forward(union: _Union, both: torch.Tensor) -> torch.Tensor:
+        return union._gather(both)
+
+    @staticmethod
+    def setup_context(ctx: Any, inputs: tuple[Any, ...], output: torch.Tensor) -> None:
+        ctx.union = inputs[0]
+
+    @staticmethod
+    def backward(ctx: Any, grad: torch.Tensor) -> tuple[None, torch.Tensor]:
+        # differentiable (index_select), so second derivatives flow through it
+        return None, grad.index_select(0, ctx.union.where)

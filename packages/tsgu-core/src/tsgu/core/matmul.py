@@ -116,9 +116,7 @@ def sparse_mm(A: torch.Tensor, B: torch.Tensor) -> torch.Tensor:
     # kept between calls: the backward's transposed order (a sort) is paid once per pattern
     pattern = cached_pattern(A)
     values = values_of(A, pattern)
-    if B.dim() == 1:
-        return pattern_matmul(pattern, values, B.unsqueeze(1)).squeeze(1)
-    if A.dim() == 2:
+    if A.dim() == 2:  # B is (m, k) or a vector (m,): the kernels take both
         return pattern_matmul(pattern, values, B)
     b, n, k = A.shape[0], A.shape[1], B.shape[-1]
     return pattern_matmul(pattern, values, B.reshape(-1, k)).reshape(b, n, k)

@@ -38,6 +38,7 @@ from ._pattern import (
     _compress,
     _expand,
     _tracks_grad,
+    apply_function,
     index_dtype_for,
     values_of,
 )
@@ -530,7 +531,7 @@ def bilinear(
 ) -> torch.Tensor:
     if not _tracks_grad(x1, x2):  # nothing to record: the walk, without autograd's cost
         return _Bilinear.forward(plan, role, role1, x1, role2, x2)
-    out: torch.Tensor = _Bilinear.apply(plan, role, role1, x1, role2, x2)
+    out: torch.Tensor = apply_function(_Bilinear, plan, role, role1, x1, role2, x2)
     return out
 
 
@@ -577,7 +578,7 @@ def sparse_sparse_mm(A: torch.Tensor, B: torch.Tensor) -> torch.Tensor:
     plan = cached_derived("sparse_mm", (pattern_A, pattern_B), lambda: _Plan(pattern_A, pattern_B))
     values_A, values_B = values_of(A, pattern_A), values_of(B, pattern_B)
     if _tracks_grad(values_A, values_B):
-        values: torch.Tensor = _Product.apply(plan, values_A, values_B)
+        values: torch.Tensor = apply_function(_Product, plan, values_A, values_B)
     else:  # nothing to record: torch's kernel, without autograd's cost
         values = plan.product(values_A, values_B)
     return plan.output.attach(values)
