@@ -275,7 +275,7 @@ def _minres_column(
         inv_beta = 1.0 / beta_v
         back = -(beta / (oldb if oldb > 0 else 1.0)) if iterations > 0 else 0.0
         # A v - (beta/oldb) r1 as the product, then a scale and an axpy on the (cached) result:
-        # torch's sparse addmv with a beta copies r1 into av first and measured ~10% slower
+        # one sparse addmv with alpha and beta measured 5-13% slower for the whole solve
         torch.mv(K, y, out=av).mul_(inv_beta)
         if back != 0.0:
             av.add_(r1, alpha=back)
