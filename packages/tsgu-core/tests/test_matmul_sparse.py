@@ -468,3 +468,21 @@ def test_a_row_of_B_with_two_entries_or_none_takes_the_other_walks(monkeypatch):
             values_P.grad, values_at(P, A.to_dense().mT @ torch.ones(C.shape).double())
         )
     clear_pattern_cache()
+
+
+def test_forward_only_calls_make_no_walk_tables(monkeypatch):
+    # a B row with more than one entry: later forwards are torch's kernel, and the padded
+    # walk's rank table (made for gradients) is not built by them
+    clear_pattern_cache()
+    A, B = _pair(torch.sparse_csr, torch.int32, "unbatched")
+
+    def no_ranks(self):
+        raise AssertionError("a forward-only call built the walk's rank table")
+
+    monkeypatch.setattr(matmul_sparse._Plan, "ranks", property(no_ranks))
+    values_A, rebuild_A = with_values(A)
+    with torch.no_grad():
+        for scale in (1.0, 2.0):  # the second call reuses the first one's plan
+            C = tc.sparse_mm(rebuild_A(values_A * scale), B)
+    torch.testing.assert_close(C.to_dense(), 2 * (A.to_dense() @ B.to_dense()))
+    clear_pattern_cache()
